@@ -201,7 +201,8 @@ class FlowDict(dict):
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)  # indent lists under their key
 
 
 def _short_lists(dumper, data):

@@ -1,0 +1,6 @@
+"""Keras's callbacks (`cnnlab.callbacks.EarlyStopping`, ...): see cnnlab.train.callbacks."""
+from .train.callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler,
+                              ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN)
+
+__all__ = ["Callback", "CSVLogger", "EarlyStopping", "History", "LearningRateScheduler",
+           "ModelCheckpoint", "ReduceLROnPlateau", "TerminateOnNaN"]

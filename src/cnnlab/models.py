@@ -1,0 +1,233 @@
+"""The Keras-style Python API: `Sequential` with add, summary, compile, fit, evaluate, predict.
+
+The lecture's code runs with `tf.keras.` replaced by `cnnlab.`:
+
+    >>> model = cnnlab.models.Sequential()
+    >>> model.add(cnnlab.layers.Conv2D(32, (3, 3), input_shape=(28, 28, 1), activation="relu"))
+    >>> ...
+    >>> model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    >>> history = model.fit(x_train, y_train, batch_size=128, epochs=10,
+    ...                     validation_data=(x_test, y_test))
+
+A Sequential is a view of a `ModelSpec` (`model.to_spec()`, `Sequential.from_spec`),
+and `fit` runs the same loop as `cnnlab train`.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import builder, losses, optimizers
+from .errors import ConfigError, DataError, RunError, SpecError
+from .layers.base import Layer
+from .spec import ModelSpec
+from .summary import summary_text
+from .train import callbacks as cb
+from .train.data import to_arrays
+from .train.loop import Trainer, seed_everything
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ConfigError(f"Invalid device. Expected 'cpu', 'cuda' or 'auto'. Received {device!r}.")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("Device 'cuda' was asked for, but no CUDA GPU is available here. "
+                          "Use --device cpu or auto.")
+    return torch.device(device)
+
+
+class Sequential:
+    def __init__(self, layers=None, name: str = "sequential"):
+        self.name = name
+        self._layers: list[Layer] = []
+        self._input_shape = None
+        self._net = None
+        self._trainer: Trainer | None = None
+        self.optimizer = None
+        self.loss = None
+        self.metrics: list[str] = []
+        self.label_smoothing = 0.0
+        self.device = torch.device("cpu")
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- building ------------------------------------------------------------
+    def add(self, layer: Layer) -> None:
+        if not isinstance(layer, Layer):
+            raise SpecError(f"Sequential.add expects a cnnlab layer such as "
+                            f"cnnlab.layers.Dense(10). Received {type(layer).__name__}.")
+        self._layers.append(layer)
+        self._net = None
+        if self._known_input():
+            self.to_spec()  # validates shapes now, as Keras does when the input is known
+
+    def _known_input(self) -> bool:
+        first = self._layers[0] if self._layers else None
+        return self._input_shape is not None or (first is not None and (
+            first.input_shape is not None or first.keras_name == "Input")) and len(self._layers) > (
+            1 if first.keras_name == "Input" else 0)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return [l for l in self._layers if l.keras_name != "Input"]
+
+    def to_spec(self) -> ModelSpec:
+        return ModelSpec.from_layers(self._layers, self._input_shape, self.name)
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> "Sequential":
+        model = cls(name=spec.name)
+        model._input_shape = spec.input_shape
+        model._layers = list(spec.layers)
+        return model
+
+    @property
+    def net(self) -> builder.KerasSequential:
+        """The torch module (built on first use)."""
+        if self._net is None:
+            self._net = builder.build(self.to_spec()).to(self.device)
+        return self._net
+
+    def build(self, input_shape=None):
+        if input_shape is not None:
+            self._input_shape = tuple(input_shape[1:]) if input_shape[0] is None else tuple(input_shape)
+        return self.net
+
+    def summary(self, print_fn=None) -> None:
+        (print_fn or print)(summary_text(self.to_spec()))
+
+    def count_params(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    # -- weights -------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        return [w.copy() for ws in self.net.keras_weights() for w in ws]
+
+    def set_weights(self, weights) -> None:
+        per_layer, i = [], 0
+        for ws in self.net.keras_weights():
+            per_layer.append(weights[i:i + len(ws)])
+            i += len(ws)
+        if i != len(weights):
+            raise SpecError(f"Expected {i} weight arrays. Received {len(weights)}.")
+        self.net.set_keras_weights(per_layer)
+
+    def save_weights(self, path) -> None:
+        from .checkpoint_io import save_weights
+        save_weights(self.net, path)
+
+    def load_weights(self, path) -> None:
+        from .checkpoint_io import load_weights
+        load_weights(self.net, path)
+
+    # -- training ------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, label_smoothing: float = 0.0,
+                device: str = "auto"):
+        if loss is None:
+            raise ConfigError("compile() needs a loss, e.g. loss='categorical_crossentropy'.")
+        self.loss = losses.get(loss)
+        self.optimizer = optimizers.get(optimizer)
+        unknown = [m for m in (metrics or []) if m not in ("accuracy", "acc")]
+        if unknown:
+            raise ConfigError(f"Unknown metric {unknown[0]!r}. Expected: accuracy.")
+        self.metrics = ["accuracy"] if metrics else []
+        self.label_smoothing = float(label_smoothing)
+        self.device = resolve_device(device)
+        net = self.net.to(self.device)
+        self._trainer = Trainer(net, self.optimizer.build(net.parameters()), self.loss,
+                                label_smoothing=self.label_smoothing, device=self.device)
+        self._trainer.api_model = self
+
+    def _require_compiled(self, what):
+        if self._trainer is None:
+            raise RunError(f"You must call compile() before {what}().")
+
+    @property
+    def stop_training(self) -> bool:
+        return self._trainer.stop_training if self._trainer else False
+
+    @stop_training.setter
+    def stop_training(self, value: bool) -> None:
+        if self._trainer:
+            self._trainer.stop_training = bool(value)
+
+    def _arrays(self, x, y, what):
+        spec = self.to_spec()
+        return to_arrays(x, y, spec.input_shape, self.loss, spec.num_outputs, what)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            seed: int | None = None):
+        self._require_compiled("fit")
+        batch_size = 32 if batch_size is None else batch_size
+        for name, value in (("batch_size", batch_size), ("epochs", epochs)):
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"Invalid value for argument `{name}`. Expected a strictly "
+                                  f"positive integer. Received {name}={value!r}.")
+        if not 0 <= validation_split < 1:
+            raise ConfigError(f"Invalid value for argument `validation_split`. Expected a number "
+                              f"in [0, 1). Received validation_split={validation_split!r}.")
+        x_arr, y_arr = np.asarray(x), np.asarray(y)
+        if validation_split and validation_data is None:
+            split = int(len(x_arr) * (1 - validation_split))  # Keras: the last fraction, unshuffled
+            validation_data = (x_arr[split:], y_arr[split:])
+            x_arr, y_arr = x_arr[:split], y_arr[:split]
+        train = self._arrays(x_arr, y_arr, "training")
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise DataError("Expected validation_data as a tuple (x_val, y_val).")
+            val = self._arrays(validation_data[0], validation_data[1], "validation")
+        if seed is not None:
+            seed_everything(seed)
+        run_seed = seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
+        history = cb.History()
+        cbs = list(callbacks or [])
+        if verbose:
+            cbs.append(cb.ProgressBar(live=None if verbose in ("auto", 1) else False))
+        cbs.append(history)
+        from .train.loop import Position
+        self._trainer.fit(train, val, epochs=epochs, batch_size=batch_size, callbacks=cbs,
+                          seed=run_seed, shuffle=shuffle, position=Position(epoch=initial_epoch))
+        history.model = self
+        history.params = {"epochs": epochs, "steps": self._trainer.steps_per_epoch(),
+                          "verbose": verbose}
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+        self._require_compiled("evaluate")
+        result = self._trainer.evaluate(self._arrays(x, y, "evaluation"), batch_size or 32)
+        if verbose:
+            print(f"{cb.format_logs(result)[3:]}", file=sys.stdout)
+        if return_dict:
+            return result
+        return [result["loss"], result["accuracy"]] if self.metrics else result["loss"]
+
+    @torch.inference_mode()
+    def predict(self, x, batch_size=None, verbose="auto") -> np.ndarray:
+        spec = self.to_spec()
+        from .train.data import _images
+        xt, scale = _images(x, spec.input_shape, "images")
+        net = self.net
+        was = net.training
+        net.eval()
+        outs = []
+        bs = batch_size or 32
+        for start in range(0, xt.shape[0], bs):
+            xb = xt[start:start + bs]
+            xb = xb.float().mul_(scale) if scale != 1.0 else xb
+            outs.append(net(xb.to(self.device)).cpu())
+        net.train(was)
+        if not outs:
+            return np.zeros((0, *spec.output_shapes[-1]), np.float32)
+        return torch.cat(outs).numpy()
+
+    def __call__(self, x):
+        return self.predict(x)
+
+

@@ -1,0 +1,92 @@
+"""Arrays held for training: images kept as uint8 until a batch is taken.
+
+    >>> arrays = to_arrays(x, y, spec.input_shape, loss, num_classes=10)
+    >>> xb, yb, yi = arrays.batch(index)      # float32 images in [0, 1], loss targets, class ids
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..losses import Loss
+
+
+@dataclass
+class Arrays:
+    x: torch.Tensor        # (N, *input_shape), uint8 (scaled per batch) or float32
+    y: torch.Tensor        # what the loss takes: one-hot float, class index, or values
+    y_index: torch.Tensor  # class index per sample (for accuracy)
+    scale: float           # 1/255 for uint8 images, else 1
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def batch(self, index):
+        xb = self.x[index]
+        xb = xb.float().mul_(self.scale) if self.scale != 1.0 else xb
+        return xb, self.y[index], self.y_index[index]
+
+
+def _fit_shape(x: np.ndarray, input_shape: tuple, what: str) -> np.ndarray:
+    """Add a channel axis or flatten when the sizes match, as the lecture's data needs."""
+    if x.ndim < 1:
+        raise DataError(f"Expected {what} as an array of shape (N, {', '.join(map(str, input_shape))}). "
+                        f"Received a scalar.")
+    if tuple(x.shape[1:]) == tuple(input_shape):
+        return x
+    if int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
+        return x.reshape(x.shape[0], *input_shape)
+    raise DataError(f"Expected {what} of shape (N, {', '.join(map(str, input_shape))}) to match "
+                    f"the model's input. Received shape {tuple(x.shape)}.")
+
+
+def _images(x, input_shape, what) -> tuple[torch.Tensor, float]:
+    x = np.asarray(x)
+    if x.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(_fit_shape(x, input_shape, what))), 1 / 255
+    if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
+        raise DataError(f"Expected {what} as numbers (uint8 or float). Received dtype {x.dtype}.")
+    x = _fit_shape(x, input_shape, what).astype(np.float32, copy=False)
+    if not np.isfinite(x).all():
+        raise DataError(f"{what} contains NaN or infinite values.")
+    return torch.from_numpy(np.ascontiguousarray(x)), 1.0
+
+
+def _targets(y, n: int, loss: Loss, num_outputs: int, what: str):
+    y = np.asarray(y)
+    if y.shape[:1] != (n,):
+        raise DataError(f"Expected {n} {what} (one per image). Received an array of shape "
+                        f"{tuple(y.shape)}.")
+    if loss.target in ("onehot", "value") and y.ndim == 2:
+        if y.shape[1] != num_outputs:
+            raise DataError(f"Expected {what} with {num_outputs} columns to match the model's "
+                            f"{num_outputs} output units. Received shape {tuple(y.shape)}.")
+        yt = torch.from_numpy(np.ascontiguousarray(y.astype(np.float32)))
+        return yt, yt.argmax(dim=1)
+    if loss.target == "binary":
+        yt = torch.from_numpy(np.ascontiguousarray(y.astype(np.float32)))
+        return yt, yt
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or not (np.issubdtype(y.dtype, np.integer) or
+                           (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))):
+        raise DataError(f"Expected {what} as class indices of shape ({n},) or one-hot rows of "
+                        f"shape ({n}, {num_outputs}). Received shape {tuple(y.shape)}, dtype {y.dtype}.")
+    if n and (y.min() < 0 or y.max() >= num_outputs):
+        raise DataError(f"{what.capitalize()} out of range: expected class indices 0..{num_outputs - 1} "
+                        f"for a model with {num_outputs} output units. Received values from "
+                        f"{int(y.min())} to {int(y.max())}.")
+    index = torch.from_numpy(y.astype(np.int64))
+    if loss.target == "onehot":  # integer labels with categorical_crossentropy: one-hot them
+        return torch.nn.functional.one_hot(index, num_outputs).float(), index
+    return index, index
+
+
+def to_arrays(x, y, input_shape: tuple, loss: Loss, num_outputs: int,
+              what: str = "training") -> Arrays:
+    xt, scale = _images(x, input_shape, f"{what} images")
+    yt, yi = _targets(y, xt.shape[0], loss, num_outputs, f"{what} labels")
+    return Arrays(xt, yt, yi, scale)

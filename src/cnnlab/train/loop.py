@@ -1,0 +1,163 @@
+"""The training step and the plain loop around it, firing Keras's callback events.
+
+    >>> trainer = Trainer(net, torch_optimizer, losses.get("categorical_crossentropy"))
+    >>> history = trainer.fit(train_arrays, val_arrays, epochs=10, batch_size=128,
+    ...                       callbacks=[ProgressBar(...)], seed=0)
+
+Both `cnnlab train` and `Sequential.fit` run this one loop. Everything around
+it (progress, history, checkpoints, early stopping, plots) is a callback.
+Metrics are summed on the device and read only at the end of an epoch or when
+the progress bar redraws, so the hot loop never waits on the host.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..losses import Loss, correct
+from .callbacks import CallbackList
+from .data import Arrays
+
+
+def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
+    """The sample order of one epoch: reshuffled every epoch, reproducible from (seed, epoch)."""
+    if not shuffle:
+        return torch.arange(n)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class EpochSums:
+    """Running sums of one epoch (tensors: no host sync until read)."""
+
+    loss: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
+    correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
+    seen: int = 0
+
+    def logs(self) -> dict[str, float]:
+        n = max(self.seen, 1)
+        return {"loss": float(self.loss) / n, "accuracy": float(self.correct) / n}
+
+
+@dataclass
+class Position:
+    """Where training stands: restored from a checkpoint to resume exactly."""
+
+    epoch: int = 0   # epoch being run (0-based)
+    step: int = 0    # steps done in this epoch
+    sums: EpochSums = field(default_factory=EpochSums)
+    global_step: int = 0
+
+
+class Trainer:
+    def __init__(self, net, optimizer: torch.optim.Optimizer, loss: Loss, *,
+                 label_smoothing: float = 0.0, device: torch.device | str = "cpu"):
+        self.net, self.optimizer, self.loss = net, optimizer, loss
+        self.from_logits = net.output_activation == loss.logits_from and loss.logits_from is not None
+        self.label_smoothing = label_smoothing
+        self.device = torch.device(device)
+        self.stop_training = False
+        self.stop_reason: str | None = None
+        self.position = Position()
+        self.seed = 0
+        self.batch_size = 32
+        self.epochs = 1
+        self.train_data: Arrays | None = None
+        self.history: dict[str, list] = {}
+        self.last_loss: torch.Tensor | None = None
+        self.api_model = None  # the Keras-style model that callbacks see as `self.model`
+
+    # -- one step ------------------------------------------------------------
+    def _loss(self, out, yb):
+        if self.label_smoothing and self.loss.target == "onehot":
+            yb = yb * (1 - self.label_smoothing) + self.label_smoothing / yb.shape[-1]
+        per = self.loss.fn(out, yb, self.from_logits)
+        return per
+
+    def train_step(self, xb, yb, yi) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns (sum of loss over the batch, number correct)."""
+        out = self.net(xb, logits=self.from_logits)
+        per = self._loss(out, yb)
+        loss = per.mean()
+        reg = self.net.regularization()
+        if reg is not None:
+            loss = loss + reg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            return loss.detach() * xb.shape[0], correct(out.detach(), yi, self.loss.accuracy)
+
+    @torch.no_grad()
+    def evaluate(self, data: Arrays, batch_size: int = 1000) -> dict[str, float]:
+        """Loss (with the regularization penalty, as Keras reports it) and accuracy."""
+        was = self.net.training
+        self.net.eval()
+        loss_sum = torch.zeros((), dtype=torch.float64)
+        hits = torch.zeros((), dtype=torch.float64)
+        for start in range(0, len(data), batch_size):
+            index = slice(start, start + batch_size)
+            xb, yb, yi = data.batch(index)
+            xb, yb, yi = xb.to(self.device), yb.to(self.device), yi.to(self.device)
+            out = self.net(xb, logits=self.from_logits)
+            loss_sum += self._loss(out, yb).sum()
+            hits += correct(out, yi, self.loss.accuracy)
+        self.net.train(was)
+        n = max(len(data), 1)
+        reg = self.net.regularization()
+        penalty = float(reg) if reg is not None else 0.0
+        return {"loss": float(loss_sum) / n + penalty, "accuracy": float(hits) / n}
+
+    # -- the loop ------------------------------------------------------------
+    def steps_per_epoch(self, n: int | None = None) -> int:
+        n = len(self.train_data) if n is None else n
+        return math.ceil(n / self.batch_size)
+
+    def fit(self, train: Arrays, val: Arrays | None, *, epochs: int, batch_size: int,
+            callbacks=(), seed: int = 0, shuffle: bool = True,
+            position: Position | None = None) -> None:
+        self.train_data, self.val_data = train, val
+        self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
+        self.position = position or Position()
+        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks, self)
+        self.stop_training = False
+        steps = self.steps_per_epoch()
+        cbs.on_train_begin()
+        while self.position.epoch < epochs and not self.stop_training:
+            pos = self.position
+            epoch = pos.epoch
+            order = epoch_order(len(train), seed, epoch, shuffle)
+            cbs.on_epoch_begin(epoch)
+            self.net.train()
+            while pos.step < steps and not self.stop_training:
+                cbs.on_train_batch_begin(pos.step)
+                index = order[pos.step * batch_size:(pos.step + 1) * batch_size]
+                xb, yb, yi = train.batch(index)
+                loss_sum, hits = self.train_step(xb.to(self.device), yb.to(self.device),
+                                                 yi.to(self.device))
+                self.last_loss = loss_sum / len(index)
+                pos.sums.loss += loss_sum
+                pos.sums.correct += hits
+                pos.sums.seen += len(index)
+                pos.step += 1
+                pos.global_step += 1
+                cbs.on_train_batch_end(pos.step - 1)
+            if pos.step < steps:  # stopped mid-epoch (signal, NaN): no epoch end
+                break
+            logs = pos.sums.logs()
+            if val is not None and len(val):
+                logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            self.position = Position(epoch + 1, 0, EpochSums(), pos.global_step)
+            cbs.on_epoch_end(epoch, logs)
+        cbs.on_train_end()
