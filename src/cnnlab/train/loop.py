@@ -126,7 +126,7 @@ class Trainer:
 
     def fit(self, train: Arrays, val: Arrays | None, *, epochs: int, batch_size: int,
             callbacks=(), seed: int = 0, shuffle: bool = True,
-            position: Position | None = None) -> None:
+            position: Position | None = None, validation_freq: int = 1) -> None:
         self.train_data, self.val_data = train, val
         self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
         self.position = position or Position()
@@ -156,7 +156,8 @@ class Trainer:
             if pos.step < steps:  # stopped mid-epoch (signal, NaN): no epoch end
                 break
             logs = pos.sums.logs()
-            if val is not None and len(val):
+            validate = (epoch + 1) % validation_freq == 0 or epoch + 1 == epochs
+            if val is not None and len(val) and validate:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
             self.position = Position(epoch + 1, 0, EpochSums(), pos.global_step)
             cbs.on_epoch_end(epoch, logs)

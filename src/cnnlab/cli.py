@@ -1,0 +1,274 @@
+"""The `cnnlab` command: parse, call the library, map errors to exit codes.
+
+    cnnlab train [CONFIG.yaml] [--data NAME] [--epochs N] ...
+    cnnlab summary [FILE | RUN] [--json]
+    cnnlab evaluate RUN | predict RUN IMAGE... | plot RUN | runs
+    cnnlab data list | info NAME | fetch NAME
+
+`main()` turns every `CnnlabError` into its message on stderr and its exit
+code (see cnnlab.errors.ExitStatus); `program()` holds the logic.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import CnnlabError, ConfigError, ExitStatus
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # usage errors: exit 2 with the usage line, as argparse does
+        self.print_usage(sys.stderr)
+        self.exit(ExitStatus.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def _nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, received {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, received {text!r}")
+    return value
+
+
+def _data_args(p):
+    p.add_argument("--data", metavar="NAME", help="dataset: mnist, fashion-mnist, mnist-sample, "
+                   "npz:PATH or idx:DIR (default: the config's, else mnist)")
+    p.add_argument("--data-dir", metavar="DIR", help="look for datasets here first "
+                   "(default: $CNNLAB_DATA)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="fail instead of using the bundled MNIST sample when full MNIST is missing")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    p = Parser(prog="cnnlab", description="Build, train, compare and serve CNN image "
+               "classifiers: Keras's vocabulary, PyTorch's engine.")
+    p.add_argument("--version", action="version", version=f"cnnlab {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    t = sub.add_parser("train", help="train a model (default: the lecture's)")
+    t.add_argument("config", nargs="?", help="YAML config (model/data/train sections) or bare "
+                   "model spec (default: the lecture's model and schedule)")
+    _data_args(t)
+    t.add_argument("--epochs", type=_positive_int, help="epochs (default: config's, lecture 10)")
+    t.add_argument("--batch-size", type=_positive_int, help="batch size (default: config's, 128)")
+    t.add_argument("--optimizer", help="adam, sgd, rmsprop, adagrad or adamw (default: adam)")
+    t.add_argument("--lr", type=_positive_float, help="learning rate (default: the optimizer's)")
+    t.add_argument("--seed", type=_nonneg_int, help="random seed (default: 0)")
+    t.add_argument("--recipe", help="named training settings: lecture, fast (default: none)")
+    t.add_argument("--name", help="run name (default: generated from the time)")
+    t.add_argument("--out", default="runs", help="runs folder (default: runs)")
+    t.add_argument("--device", choices=("cpu", "cuda", "auto"), help="device (default: auto)")
+    t.add_argument("--threads", type=_positive_int, help="torch threads (default: all cores)")
+    t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="STEPS",
+                   help="also checkpoint every STEPS steps (default: 0, epoch ends only)")
+    t.add_argument("--resume", metavar="RUN", help="continue an interrupted run (path or name)")
+    t.add_argument("--quiet", action="store_true", help="print only the final result")
+
+    s = sub.add_parser("summary", help="print a model's summary (default: the lecture's)")
+    s.add_argument("target", nargs="?", help="config/spec YAML file or run (default: lecture)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    s.add_argument("--out", default="runs", help="runs folder (default: runs)")
+
+    e = sub.add_parser("evaluate", help="loss, accuracy and per-class accuracy of a run")
+    e.add_argument("run")
+    _data_args(e)
+    e.add_argument("--out", default="runs", help="runs folder (default: runs)")
+    e.add_argument("--json", action="store_true", help="print JSON")
+
+    pr = sub.add_parser("predict", help="classify PNG/JPEG images with a run's model")
+    pr.add_argument("run")
+    pr.add_argument("images", nargs="+", metavar="IMAGE")
+    pr.add_argument("--top", type=_positive_int, default=3, help="classes shown (default: 3)")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+    pr.add_argument("--out", default="runs", help="runs folder (default: runs)")
+
+    pl = sub.add_parser("plot", help="redraw a run's accuracy and loss curves")
+    pl.add_argument("run")
+    pl.add_argument("--out", default="runs", help="runs folder (default: runs)")
+
+    r = sub.add_parser("runs", help="list runs with their headline figures")
+    r.add_argument("--out", default="runs", help="runs folder (default: runs)")
+    r.add_argument("--json", action="store_true", help="print JSON")
+
+    d = sub.add_parser("data", help="datasets: list, info, fetch")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION", parser_class=Parser)
+    dsub.required = True
+    dl = dsub.add_parser("list", help="datasets, and where each is found here")
+    dl.add_argument("--data-dir", metavar="DIR")
+    di = dsub.add_parser("info", help="source, counts, class balance, checksum")
+    di.add_argument("name")
+    di.add_argument("--data-dir", metavar="DIR")
+    df = dsub.add_parser("fetch", help="download a dataset into the cache")
+    df.add_argument("name")
+    df.add_argument("--data-dir", metavar="DIR")
+    return p
+
+
+# -- commands ----------------------------------------------------------------------
+
+def _train_overrides(args) -> tuple[dict, dict]:
+    data = {"name": args.data, "data_dir": args.data_dir}
+    if args.no_fallback:
+        data["fallback"] = False
+    train = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
+             "device": args.device, "threads": args.threads,
+             "checkpoint_every_steps": args.checkpoint_every}
+    return data, train
+
+
+def _optimizer_override(cfg, args):
+    if args.optimizer is None and args.lr is None:
+        return None
+    current = cfg.train["optimizer"]
+    current = {"name": current} if isinstance(current, str) else dict(current)
+    if args.optimizer is not None and args.optimizer.lower() != current["name"]:
+        current = {"name": args.optimizer}
+    if args.lr is not None:
+        current["learning_rate"] = args.lr
+    return current
+
+
+def cmd_train(args, out):
+    from .config import RunConfig
+    from .runner import train_run
+    cfg = RunConfig.load(args.config) if args.config else None
+    data, train = _train_overrides(args)
+    if args.resume:
+        res = train_run(cfg, out=args.out, quiet=args.quiet, resume=args.resume,
+                        handle_signals=True, stream=out,
+                        overrides={"data": data, "train": train})
+    else:
+        cfg = (cfg or RunConfig.load(None)).with_recipe(args.recipe)
+        cfg = cfg.with_overrides(data=data, train=train)
+        opt = _optimizer_override(cfg, args)
+        if opt is not None:
+            cfg = cfg.with_overrides(train={"optimizer": opt})
+        prefix = Path(args.config).stem if args.config else "lecture"
+        res = train_run(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
+                        handle_signals=True, prefix=prefix)
+    m = res.metrics
+    if res.message:
+        print(res.message, file=sys.stderr)
+    acc = m.get("final_val_accuracy")
+    line = f"Run: {res.run_dir}"
+    if acc is not None:
+        line += (f"  val_accuracy {acc:.4f} (best {m['best_val_accuracy']:.4f})"
+                 f"  {m.get('train_seconds', 0):.1f}s")
+    out.write(line + "\n")
+    if not args.quiet and res.exit_code == ExitStatus.OK:
+        out.write(f"Curves: {res.run_dir / 'accuracy.png'}, {res.run_dir / 'loss.png'}\n")
+    return res.exit_code
+
+
+def _spec_from_target(target, runs_root):
+    from .config import RunConfig
+    from .runs import find_run
+    if target is None:
+        return RunConfig.load(None).spec
+    path = Path(target)
+    if path.is_file():
+        return RunConfig.load(path).spec
+    return RunConfig.load(find_run(target, runs_root) / "config.yaml").spec
+
+
+def cmd_summary(args, out):
+    from .summary import summary_json, summary_text
+    spec = _spec_from_target(args.target, args.out)
+    out.write((json.dumps(summary_json(spec), indent=2) if args.json else summary_text(spec)) + "\n")
+    return 0
+
+
+def cmd_runs(args, out):
+    from .runs import format_runs, list_runs
+    rows = list_runs(args.out)
+    out.write((json.dumps(rows, indent=2) if args.json else format_runs(rows)) + "\n")
+    return 0
+
+
+def cmd_plot(args, out):
+    from .plots import plot_history
+    from .runs import find_run, read_json
+    run = find_run(args.run, args.out)
+    h = read_json(run / "history.json")
+    if not h:
+        raise ConfigError(f"Run {run} has no history yet (history.json is missing or empty).")
+    for path in plot_history(h, run):
+        out.write(f"{path}\n")
+    return 0
+
+
+def cmd_evaluate(args, out):
+    from .evaluate import evaluate_run, format_evaluation
+    result = evaluate_run(args.run, root=args.out, data=args.data, data_dir=args.data_dir,
+                          fallback=not args.no_fallback)
+    out.write((json.dumps(result, indent=2) if args.json else format_evaluation(result)) + "\n")
+    return 0
+
+
+def cmd_predict(args, out):
+    from .evaluate import format_predictions, predict_files
+    result = predict_files(args.run, args.images, root=args.out, top=args.top)
+    out.write((json.dumps(result, indent=2) if args.json else format_predictions(result)) + "\n")
+    return 0
+
+
+def cmd_data(args, out):
+    from .data import commands
+    fn = {"list": lambda: commands.data_list(args.data_dir),
+          "info": lambda: commands.data_info(args.name, args.data_dir),
+          "fetch": lambda: commands.data_fetch(args.name, args.data_dir)}[args.data_command]
+    out.write(fn().rstrip("\n") + "\n")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
+            "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data}
+
+
+def program(argv, out=None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args, out or sys.stdout)
+
+
+def main(argv=None) -> int:
+    try:
+        code = program(sys.argv[1:] if argv is None else argv)
+    except CnnlabError as err:
+        print(f"cnnlab: error: {err}", file=sys.stderr)
+        code = err.exit_code
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        code = ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        code = ExitStatus.OK
+    sys.exit(int(code))
+
+
+if __name__ == "__main__":
+    main()

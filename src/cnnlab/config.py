@@ -1,0 +1,202 @@
+"""Run configs: the model spec, the data and the training settings, in one YAML file.
+
+    model: {input_shape: [28, 28, 1], layers: [...]}      # the model spec
+    data: {name: mnist}
+    train:
+      loss: categorical_crossentropy
+      optimizer: {name: adam, learning_rate: 0.001}
+      metrics: [accuracy]
+      batch_size: 128
+      epochs: 10
+      seed: 0
+
+    >>> cfg = RunConfig.from_dict(read_yaml_file("examples/lecture.yaml"))
+    >>> cfg = cfg.with_overrides({"train.epochs": 3})
+Unknown keys are errors that list the valid keys. Defaults are the lecture's.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from importlib import resources
+
+from . import optimizers
+from .errors import ConfigError
+from .losses import get as get_loss
+from .spec import ModelSpec, dump_yaml, load_yaml, read_yaml_file
+
+LECTURE_MODEL = {
+    "input_shape": [28, 28, 1],
+    "layers": [
+        {"Conv2D": {"filters": 32, "kernel_size": [3, 3], "activation": "relu"}},
+        {"MaxPooling2D": {"pool_size": [2, 2]}},
+        {"Conv2D": {"filters": 64, "kernel_size": [3, 3], "activation": "relu"}},
+        {"MaxPooling2D": {"pool_size": [2, 2], "padding": "same"}},
+        {"Flatten": {}},
+        {"Dense": {"units": 64, "activation": "relu"}},
+        {"Dense": {"units": 10, "activation": "softmax"}},
+    ],
+}
+
+DATA_DEFAULTS = {"name": "mnist", "data_dir": None, "fallback": True, "validation": "test"}
+
+TRAIN_DEFAULTS = {
+    "loss": "categorical_crossentropy",
+    "optimizer": {"name": "adam", "learning_rate": 0.001},
+    "metrics": ["accuracy"],
+    "batch_size": 128,
+    "epochs": 10,
+    "seed": 0,
+    "shuffle": True,
+    "label_smoothing": 0.0,
+    "lr_schedule": None,        # null, or {one_cycle: {max_learning_rate: 0.004, pct_start: 0.25}}
+    "validation_freq": 1,       # validate every N epochs (the last epoch always)
+    "callbacks": [],            # [{EarlyStopping: {patience: 2}}, TerminateOnNaN, ...]
+    "checkpoint_every_steps": 0,  # 0: checkpoints at epoch ends only
+    "device": "auto",
+    "threads": None,            # torch threads; null: all cores
+}
+
+# Recipes: named sets of train settings. `fast` reaches the lecture schedule's
+# accuracy in a fraction of its time (see benchmarks/RESULTS.md).
+RECIPES = {
+    "lecture": {},
+    "fast": {"batch_size": 256, "epochs": 4, "label_smoothing": 0.1,
+             "optimizer": {"name": "adam", "learning_rate": 0.004},
+             "lr_schedule": {"one_cycle": {"max_learning_rate": 0.004, "pct_start": 0.25}},
+             "validation_freq": 4},
+}
+
+SECTIONS = ("model", "data", "train")
+
+
+def _check_keys(section: str, d: dict, valid) -> None:
+    unknown = sorted(set(d) - set(valid))
+    if unknown:
+        raise ConfigError(f"Unknown key `{unknown[0]}` in `{section}`. Expected keys: "
+                          f"{', '.join(valid)}.")
+
+
+def _positive_int(section, key, value, allow_none=False):
+    if allow_none and value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"Invalid value for `{section}.{key}`. Expected a strictly positive "
+                          f"integer. Received {key}={value!r}.")
+    return value
+
+
+def _check_train(t: dict) -> dict:
+    _check_keys("train", t, TRAIN_DEFAULTS)
+    get_loss(t["loss"])
+    optimizers.get(t["optimizer"])
+    for key in ("batch_size", "epochs", "validation_freq"):
+        _positive_int("train", key, t[key])
+    _positive_int("train", "threads", t["threads"], allow_none=True)
+    seed = t["seed"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"Invalid value for `train.seed`. Expected an integer >= 0. Received "
+                          f"seed={seed!r}.")
+    ls = t["label_smoothing"]
+    if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0 <= ls < 1:
+        raise ConfigError(f"Invalid value for `train.label_smoothing`. Expected a number in "
+                          f"[0, 1). Received label_smoothing={ls!r}.")
+    if t["metrics"] not in ([], ["accuracy"], ["acc"]):
+        raise ConfigError(f"Invalid value for `train.metrics`. Expected [accuracy]. Received "
+                          f"{t['metrics']!r}.")
+    if t["device"] not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"Invalid value for `train.device`. Expected one of auto, cpu, cuda. "
+                          f"Received {t['device']!r}.")
+    if not isinstance(t["callbacks"], list):
+        raise ConfigError(f"Invalid value for `train.callbacks`. Expected a list. Received "
+                          f"{t['callbacks']!r}.")
+    _check_schedule(t["lr_schedule"])
+    return t
+
+
+def _check_schedule(s) -> None:
+    if s is None:
+        return
+    ok = isinstance(s, dict) and set(s) == {"one_cycle"} and isinstance(s["one_cycle"] or {}, dict)
+    if ok:
+        args = s["one_cycle"] or {}
+        ok = set(args) <= {"max_learning_rate", "pct_start"}
+    if not ok:
+        raise ConfigError("Invalid value for `train.lr_schedule`. Expected null or "
+                          "{one_cycle: {max_learning_rate: 0.004, pct_start: 0.25}}. "
+                          f"Received {s!r}.")
+
+
+def _check_data(d: dict) -> dict:
+    _check_keys("data", d, DATA_DEFAULTS)
+    if not isinstance(d["name"], str) or not d["name"]:
+        raise ConfigError(f"Invalid value for `data.name`. Expected a dataset name such as "
+                          f"mnist. Received {d['name']!r}.")
+    v = d["validation"]
+    if v != "test" and not (isinstance(v, float) and 0 < v < 1):
+        raise ConfigError(f"Invalid value for `data.validation`. Expected 'test' (the test "
+                          f"split, as the lecture does) or a fraction of the training data in "
+                          f"(0, 1). Received {v!r}.")
+    return d
+
+
+@dataclass(frozen=True, eq=False)
+class RunConfig:
+    spec: ModelSpec
+    data: dict
+    train: dict
+
+    @classmethod
+    def from_dict(cls, d, source="config") -> "RunConfig":
+        if d is None:
+            d = {}
+        if not isinstance(d, dict):
+            raise ConfigError(f"Expected {source} to be a mapping with sections "
+                              f"{', '.join(SECTIONS)}. Received {type(d).__name__}.")
+        if "layers" in d and "model" not in d:  # a bare model spec
+            d = {"model": d}
+        _check_keys("the config", d, SECTIONS)
+        model = d.get("model") or LECTURE_MODEL
+        data = {**DATA_DEFAULTS, **_mapping(d.get("data"), "data")}
+        train = {**copy.deepcopy(TRAIN_DEFAULTS), **_mapping(d.get("train"), "train")}
+        return cls(ModelSpec.from_dict(model), _check_data(data), _check_train(train))
+
+    @classmethod
+    def load(cls, path) -> "RunConfig":
+        if path is None:
+            return cls.from_dict({})
+        return cls.from_dict(read_yaml_file(path), str(path))
+
+    def to_dict(self) -> dict:
+        return {"model": self.spec.to_dict(), "data": dict(self.data), "train": dict(self.train)}
+
+    def to_yaml(self) -> str:
+        return dump_yaml(self.to_dict())
+
+    def with_overrides(self, data: dict | None = None, train: dict | None = None) -> "RunConfig":
+        d = self.to_dict()
+        d["data"].update({k: v for k, v in (data or {}).items() if v is not None})
+        d["train"].update({k: v for k, v in (train or {}).items() if v is not None})
+        return RunConfig.from_dict(d)
+
+    def with_recipe(self, name: str | None) -> "RunConfig":
+        if name is None:
+            return self
+        if name not in RECIPES:
+            raise ConfigError(f"Unknown recipe {name!r}. Expected one of: {', '.join(RECIPES)}.")
+        return self.with_overrides(train=copy.deepcopy(RECIPES[name]))
+
+
+def _mapping(value, section):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"Expected `{section}` to be a mapping. Received {value!r}.")
+    return value
+
+
+def lecture_yaml() -> str:
+    return RunConfig.from_dict({}).to_yaml()
+
+
+__all__ = ["RunConfig", "RECIPES", "LECTURE_MODEL", "load_yaml", "lecture_yaml"]

@@ -1,0 +1,145 @@
+"""Run directories: create (never overwrite), find by name or path, list, load.
+
+    runs/<name>/
+      config.yaml  summary.txt  history.csv  history.json  metrics.json
+      weights/final.safetensors  weights/best.safetensors  checkpoint.safetensors
+      accuracy.png  loss.png
+
+    >>> model = cnnlab.load("runs/lecture-1")       # ready for predict / evaluate
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from .errors import ConfigError, RunError
+from .io import atomic_write
+
+DEFAULT_ROOT = Path("runs")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"Invalid run name {name!r}. Expected letters, digits, '.', '_' or '-' "
+                          "(at most 100, starting with a letter or digit).")
+    return name
+
+
+def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
+    """A new, empty run directory; an existing run is never reused."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    if name is not None:
+        path = root / check_name(name)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise RunError(f"A run named {name!r} already exists in {root}. Choose another "
+                           f"--name, or resume it with --resume {path}.") from None
+        return path
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        path = root / (f"{prefix}-{stamp}" + (f"-{i}" if i else ""))
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunError(f"Could not create a new run directory in {root}.")
+
+
+def find_run(ref, root=DEFAULT_ROOT) -> Path:
+    """RUN as a path to a run directory, or a name under the runs folder."""
+    ref = str(ref)
+    for path in (Path(ref), Path(root) / ref):
+        if path.is_dir() and (path / "config.yaml").is_file():
+            return path
+    raise RunError(f"No run found at {ref!r} (looked for a run directory with config.yaml at "
+                   f"{ref} and {Path(root) / ref}). `cnnlab runs` lists the runs.")
+
+
+def read_json(path, default=None):
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return default
+    except (OSError, ValueError) as err:
+        raise RunError(f"Cannot read {path}: {err}.") from None
+
+
+def write_json(path, data) -> None:
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_history(run_dir: Path, history: dict) -> None:
+    write_json(run_dir / "history.json", history)
+    keys = list(history)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["epoch", *keys])
+    n = max((len(v) for v in history.values()), default=0)
+    for i in range(n):
+        w.writerow([i + 1, *(history[k][i] if i < len(history[k]) else "" for k in keys)])
+    atomic_write(run_dir / "history.csv", buf.getvalue())
+
+
+def list_runs(root=DEFAULT_ROOT) -> list[dict]:
+    """One row per run (sorted by time): name, status, epochs, final/best val accuracy."""
+    root = Path(root)
+    rows = []
+    if not root.is_dir():
+        return rows
+    for path in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime):
+        if not (path / "config.yaml").is_file():
+            if path.is_dir() and any((path / c / "config.yaml").is_file() for c in os.listdir(path)
+                                     if (path / c).is_dir()):
+                rows.extend(list_runs(path))  # an experiment folder
+            continue
+        m = read_json(path / "metrics.json", {}) or {}
+        rows.append({"name": str(path.relative_to(DEFAULT_ROOT)) if path.is_relative_to(DEFAULT_ROOT)
+                     else str(path),
+                     "path": str(path), "status": m.get("status", "unknown"),
+                     "epochs": m.get("epochs_done"), "val_accuracy": m.get("final_val_accuracy"),
+                     "best_val_accuracy": m.get("best_val_accuracy"),
+                     "data": (m.get("data") or {}).get("name"),
+                     "seconds": m.get("train_seconds")})
+    return rows
+
+
+def format_runs(rows: list[dict]) -> str:
+    if not rows:
+        return "No runs yet. Start one with `cnnlab train`."
+    head = f"{'run':40} {'status':12} {'epochs':>6} {'val_acc':>8} {'best':>8}  data"
+    lines = [head, "-" * len(head)]
+
+    def pct(v):
+        return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+    for r in rows:
+        lines.append(f"{r['name'][:40]:40} {r['status']:12} {str(r['epochs'] or '-'):>6} "
+                     f"{pct(r['val_accuracy']):>8} {pct(r['best_val_accuracy']):>8}  {r['data'] or '-'}")
+    return "\n".join(lines)
+
+
+def load(run, root=DEFAULT_ROOT, weights: str = "final"):
+    """The run's model, compiled as it was trained, with its weights loaded."""
+    from .config import RunConfig
+    from .models import Sequential
+    path = find_run(run, root)
+    cfg = RunConfig.load(path / "config.yaml")
+    model = Sequential.from_spec(cfg.spec)
+    model.compile(loss=cfg.train["loss"], optimizer=cfg.train["optimizer"],
+                  metrics=cfg.train["metrics"], device="cpu")
+    wpath = path / "weights" / f"{weights}.safetensors"
+    if not wpath.is_file():
+        raise RunError(f"Run {path} has no {weights} weights ({wpath} is missing): it may not "
+                       "have finished an epoch yet.")
+    model.load_weights(wpath)
+    model.run_dir = path
+    model.run_config = cfg
+    return model
