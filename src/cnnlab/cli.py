@@ -116,6 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="runs", help="runs folder (default: runs)")
     r.add_argument("--json", action="store_true", help="print JSON")
 
+    x = sub.add_parser("experiment", help="run a base config and its variants, then report")
+    x.add_argument("file", help="experiment YAML: base config + named variants")
+    _data_args(x)
+    x.add_argument("--epochs", type=_positive_int, help="epochs for every variant (default: file's)")
+    x.add_argument("--seeds", type=_positive_int, help="seeds per variant (default: file's, else 1)")
+    x.add_argument("--jobs", type=_positive_int, default=1,
+                   help="runs in parallel, cores divided between them (default: 1)")
+    x.add_argument("--only", metavar="NAMES", help="comma-separated variant names to run (default: all)")
+    x.add_argument("--name", help="experiment folder name (default: the file's stem)")
+    x.add_argument("--out", default="runs", help="runs folder (default: runs)")
+    x.add_argument("--quiet", action="store_true", help="print only the report's location")
+
+    c = sub.add_parser("compare", help="compare runs: table, overlaid curves, report")
+    c.add_argument("runs", nargs="+", metavar="RUN")
+    c.add_argument("--out", default="runs", help="runs folder (default: runs)")
+    c.add_argument("--report", metavar="DIR", help="write the report here (default: runs/compare-<time>)")
+
     d = sub.add_parser("data", help="datasets: list, info, fetch")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", parser_class=Parser)
     dsub.required = True
@@ -247,7 +264,26 @@ def cmd_data(args, out):
     return 0
 
 
-COMMANDS = {"train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
+def cmd_experiment(args, out):
+    from .experiments import run_experiment
+    data = {"name": args.data, "data_dir": args.data_dir}
+    if args.no_fallback:
+        data["fallback"] = False
+    report = run_experiment(args.file, out=args.out, name=args.name, epochs=args.epochs,
+                            seeds=args.seeds, jobs=args.jobs, data=data, quiet=args.quiet,
+                            only=args.only.split(",") if args.only else None, stream=out)
+    out.write(f"Report: {report}\n")
+    return 0
+
+
+def cmd_compare(args, out):
+    from .experiments import compare_runs
+    report = compare_runs(args.runs, root=args.out, report_dir=args.report, stream=out)
+    out.write(f"Report: {report}\n")
+    return 0
+
+
+COMMANDS = {"experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data}
 
 

@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both create .venv and install the pinned dependencies on first use
+# (quick and idempotent afterwards: a stamp records what was installed).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+RUNS   ?= runs
+
+.PHONY: demo test venv clean bench
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# Train the lecture's model on the default data (full MNIST if found, else the
+# bundled real-MNIST sample) and show where the run and its curves are.
+demo: $(STAMP)
+	$(VENV)/bin/cnnlab summary
+	$(VENV)/bin/cnnlab train --out $(RUNS)
+	$(VENV)/bin/cnnlab runs --out $(RUNS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+bench: $(STAMP)
+	bash benchmarks/setup.sh && $(PY) benchmarks/epoch_time.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info
