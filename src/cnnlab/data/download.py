@@ -106,8 +106,13 @@ def _describe(error: BaseException, timeout: float) -> _Failed:
     """Turn a urllib/socket exception into a sentence and a retry decision."""
     if isinstance(error, urllib.error.HTTPError):
         return _Failed(f"HTTP {error.code} {error.reason}", retry=error.code >= 500)
-    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    connecting = isinstance(error, urllib.error.URLError)   # urlopen wraps connect errors
+    reason = error.reason if connecting else error
     if isinstance(reason, (TimeoutError, socket.timeout)):
+        # A host that never answers (a firewall dropping packets) is not retried: offline
+        # machines must reach the fallback quickly. A stall mid-transfer is retried.
+        if connecting:
+            return _Failed(f"timed out connecting: no answer for {timeout:g} s", retry=False)
         return _Failed(f"timed out: no data for {timeout:g} s", retry=True)
     if isinstance(reason, socket.gaierror):
         return _Failed(f"host not found, no network? ({reason.strerror or reason})", retry=False)
