@@ -309,6 +309,8 @@ def test_fingerprint_changes_with_one_pixel():
     x[0, 0, 0] ^= 1
     assert arrays_sha256(x, y, xt, yt) != before
     assert Dataset("t", x, y, xt, yt).sha256 == arrays_sha256(x, y, xt, yt)
+    empty = Dataset("e", x[:0], y[:0], xt[:0], yt[:0])
+    assert empty.record()["n_train"] == 0 and len(empty.sha256) == 64
 
 
 def test_bundled_sample_is_real_stratified_and_pinned():

@@ -12,6 +12,10 @@ air-gapped sites never touch the real ~/.cache, ~/.keras or the network:
 | `CNNLAB_MIRRORS` | `,`-separated base URLs that replace the canonical mirrors | unset |
 | `CNNLAB_DOWNLOAD_TIMEOUT` | seconds a download may stall before it is abandoned | 30 |
 
+An air-gapped mirror should copy Keras's layout, one base URL serving `mnist.npz` and
+Fashion-MNIST's four `*-idx?-ubyte.gz` files: a file is fetched as base URL + file name.
+Downloads also honour the usual `https_proxy` / `http_proxy` variables (urllib does).
+
     >>> from cnnlab.data import paths
     >>> paths.cache_dir()          # doctest: +SKIP
     PosixPath('/home/me/.cache/cnnlab')
@@ -24,7 +28,7 @@ from pathlib import Path
 from ..errors import ConfigError
 
 DEFAULT_SYSTEM_ROOTS = ("/usr/share/datasets",)   # Debian/Ubuntu `dataset-*` packages
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 30.0                          # seconds without data before a try is abandoned
 
 
 def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:

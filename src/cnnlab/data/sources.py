@@ -228,6 +228,6 @@ def load_full(spec: FullDataset, data_dir=None, download: bool = True, progress:
                                   f"downloaded. Tried:\n{_tried_text(tried)}\n{how_to_get(spec)}")
             error.tried = tried
             raise error from e
-    tried.append(Tried("download", "", "not attempted (download=False)"))
+    tried.append(Tried("download", "", "not attempted (downloads disabled)"))
     raise NotFound(f"{spec.name} is not on this machine. Tried:\n{_tried_text(tried)}\n"
                    f"{how_to_get(spec)}", tried)
