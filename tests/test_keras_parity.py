@@ -1,0 +1,82 @@
+"""Shapes, parameter counts, names and forward passes against Keras itself.
+
+The references in tests/keras_refs/ were made once with Keras 3 (see its README
+and make_refs.py); the suite needs no Keras.
+"""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cnnlab.builder import build
+from cnnlab.spec import ModelSpec
+from cnnlab.summary import rows, summary_json, totals
+
+REFS = Path(__file__).parent / "keras_refs"
+SPECS = json.loads((REFS / "refs.json").read_text())["specs"]
+FORWARD = sorted(p.stem[len("forward_"):] for p in REFS.glob("forward_*.npz"))
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_shapes_params_and_names_match_keras(name):
+    ref = SPECS[name]
+    spec = ModelSpec.from_dict(ref["spec"])
+    ours = rows(spec)
+    assert [r.name for r in ours] == [l["name"] for l in ref["layers"]]
+    assert [r.type for r in ours] == [l["type"] for l in ref["layers"]]
+    assert [[None, *r.output_shape] for r in ours] == [l["output_shape"] for l in ref["layers"]]
+    assert [(r.trainable, r.non_trainable) for r in ours] == [
+        (l["trainable"], l["non_trainable"]) for l in ref["layers"]]
+    t = totals(spec)
+    assert (t["total_params"], t["trainable_params"], t["non_trainable_params"]) == (
+        ref["total_params"], ref["trainable_params"], ref["non_trainable_params"])
+    net = build(spec)  # the torch module has exactly the parameters Keras counts
+    assert sum(p.numel() for p in net.parameters()) == t["trainable_params"]
+
+
+def _load_forward(name):
+    ref = SPECS[name]
+    spec = ModelSpec.from_dict(ref["spec"])
+    data = np.load(REFS / f"forward_{name}.npz")
+    index = {l["spec_index"]: l["index"] for l in ref["layers"]}
+    weights = []
+    for i in range(len(spec.layers)):
+        offset = sum(1 for l in ref["spec"]["layers"][: i + 1] if "Input" in l)
+        k = index.get(i + offset, i)
+        arrays, j = [], 0
+        while f"w{k}_{j}" in data:
+            arrays.append(data[f"w{k}_{j}"])
+            j += 1
+        weights.append(arrays)
+    return spec, data, weights
+
+
+@pytest.mark.parametrize("name", FORWARD)
+@pytest.mark.parametrize("fuse", [True, False])
+def test_forward_pass_equals_keras(name, fuse):
+    spec, data, weights = _load_forward(name)
+    net = build(spec, fuse_pooling=fuse).eval()
+    net.set_keras_weights(weights)
+    with torch.no_grad():
+        out = net(torch.from_numpy(data["input"])).numpy()
+    np.testing.assert_allclose(out, data["output"], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", FORWARD)
+def test_weights_export_back_to_keras_layout(name):
+    spec, data, weights = _load_forward(name)
+    net = build(spec)
+    net.set_keras_weights(weights)
+    for ours, theirs in zip(net.keras_weights(), weights):
+        assert len(ours) == len(theirs)
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_lecture_summary_numbers():
+    spec = ModelSpec.from_dict(SPECS["lecture"]["spec"])
+    j = summary_json(spec)
+    assert [l["params"] for l in j["layers"]] == [320, 0, 18496, 0, 0, 147520, 650]
+    assert j["total_params"] == 166986 and j["non_trainable_params"] == 0
