@@ -80,3 +80,20 @@ def test_lecture_summary_numbers():
     j = summary_json(spec)
     assert [l["params"] for l in j["layers"]] == [320, 0, 18496, 0, 0, 147520, 650]
     assert j["total_params"] == 166986 and j["non_trainable_params"] == 0
+
+
+@pytest.mark.parametrize("size", range(2, 14))
+@pytest.mark.parametrize("pool,stride", [(2, 2), (3, 2), (2, 1), (3, 3), (3, 1), (4, 2)])
+def test_same_max_pooling_shortcut_equals_explicit_padding(size, pool, stride):
+    """The ceil_mode shortcut for 'same' max pooling equals TF's -inf padding everywhere."""
+    from cnnlab.layers.base import same_pad
+    spec = ModelSpec.from_dict({"input_shape": [size, size + 1, 2], "layers": [
+        {"MaxPooling2D": {"pool_size": pool, "strides": stride, "padding": "same"}}]})
+    x = torch.randn(2, size, size + 1, 2)
+    ours = build(spec)(x)
+    t, b = same_pad(size, pool, stride)
+    l, r = same_pad(size + 1, pool, stride)
+    padded = torch.nn.functional.pad(x.permute(0, 3, 1, 2), (l, r, t, b), value=float("-inf"))
+    ref = torch.nn.functional.max_pool2d(padded, pool, stride).permute(0, 2, 3, 1)
+    assert ours.shape == ref.shape == (2, *spec.output_shapes[-1])
+    torch.testing.assert_close(ours, ref)

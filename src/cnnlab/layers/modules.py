@@ -98,6 +98,15 @@ class Linear(WeightedMixin, nn.Linear):
                 self.bias.copy_(torch.from_numpy(np.asarray(arrays[1])))
 
 
+def _ceil_out(size: int, window: int, stride: int, ceil: bool = True) -> int:
+    """Output length of torch's max_pool2d (padding 0), with or without ceil_mode."""
+    span = size - window
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size:  # torch: the last window must start inside
+        out -= 1
+    return out
+
+
 class Pool2d(nn.Module):
     """Max or average pooling with TensorFlow's 'same' semantics.
 
@@ -111,6 +120,13 @@ class Pool2d(nn.Module):
         self.kind, self.pool, self.strides = kind, pool, strides
         top, bottom, left, right = pad
         self.pad = (left, right, top, bottom) if any(pad) else None
+        self.ceil_mode = False
+        if (kind == "max" and self.pad is not None and top == 0 and left == 0
+                and all(_ceil_out(n, k, st) == _ceil_out(n + p, k, st, ceil=False)
+                        for n, k, st, p in zip(in_hw, pool, strides, (bottom, right)))):
+            # Padding only after the last row/column: torch's ceil_mode drops the missing
+            # pixels from the last window exactly as -inf padding does, without a padded copy.
+            self.pad, self.ceil_mode = None, True
         self.post_activation = None
         if kind == "avg" and self.pad is not None:
             ones = torch.ones(1, 1, *in_hw)
@@ -121,7 +137,7 @@ class Pool2d(nn.Module):
         if self.kind == "max":
             if self.pad is not None:
                 x = F.pad(x, self.pad, value=float("-inf"))
-            y = F.max_pool2d(x, self.pool, self.strides)
+            y = F.max_pool2d(x, self.pool, self.strides, ceil_mode=self.ceil_mode)
         elif self.pad is None:
             y = F.avg_pool2d(x, self.pool, self.strides)
         else:
