@@ -57,9 +57,14 @@ def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
 def find_run(ref, root=DEFAULT_ROOT) -> Path:
     """RUN as a path to a run directory, or a name under the runs folder."""
     ref = str(ref)
-    for path in (Path(ref), Path(root) / ref):
+    candidates = (Path(ref), Path(root) / ref)
+    for path in candidates:
         if path.is_dir() and (path / "config.yaml").is_file():
             return path
+    for path in candidates:
+        if path.is_dir():
+            raise RunError(f"{path} is not a cnnlab run: it has no config.yaml. "
+                           "`cnnlab runs` lists the runs.")
     raise RunError(f"No run found at {ref!r} (looked for a run directory with config.yaml at "
                    f"{ref} and {Path(root) / ref}). `cnnlab runs` lists the runs.")
 
@@ -89,9 +94,10 @@ def write_history(run_dir: Path, history: dict) -> None:
     atomic_write(run_dir / "history.csv", buf.getvalue())
 
 
-def list_runs(root=DEFAULT_ROOT) -> list[dict]:
+def list_runs(root=DEFAULT_ROOT, _base=None) -> list[dict]:
     """One row per run (sorted by time): name, status, epochs, final/best val accuracy."""
     root = Path(root)
+    base = root if _base is None else _base
     rows = []
     if not root.is_dir():
         return rows
@@ -99,11 +105,10 @@ def list_runs(root=DEFAULT_ROOT) -> list[dict]:
         if not (path / "config.yaml").is_file():
             if path.is_dir() and any((path / c / "config.yaml").is_file() for c in os.listdir(path)
                                      if (path / c).is_dir()):
-                rows.extend(list_runs(path))  # an experiment folder
+                rows.extend(list_runs(path, base))  # an experiment folder
             continue
         m = read_json(path / "metrics.json", {}) or {}
-        rows.append({"name": str(path.relative_to(DEFAULT_ROOT)) if path.is_relative_to(DEFAULT_ROOT)
-                     else str(path),
+        rows.append({"name": str(path.relative_to(base)),
                      "path": str(path), "status": m.get("status", "unknown"),
                      "epochs": m.get("epochs_done"), "val_accuracy": m.get("final_val_accuracy"),
                      "best_val_accuracy": m.get("best_val_accuracy"),
