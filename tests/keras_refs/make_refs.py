@@ -45,6 +45,11 @@ import zlib
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
+if __name__ == "__main__" and os.environ.get("PYTHONHASHSEED") != "0":
+    # Some Keras messages print Python sets; fix the hash seed so that
+    # refs.json is byte-for-byte reproducible.
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]])
 
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
