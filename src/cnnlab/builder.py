@@ -32,6 +32,8 @@ class KerasSequential(nn.Module):
         self.output_activation = _output_activation(spec)
         if fuse_pooling:
             _move_activations_after_max_pooling(spec, self.layers)
+        # conv kernels in channels-last memory too, or every step converts them on the fly
+        self.to(memory_format=torch.channels_last)
         self.regularized = [m for m in self.layers if getattr(m, "regularization", None)
                             and (m.kernel_regularizer or m.bias_regularizer)]
 
