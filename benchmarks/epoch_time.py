@@ -1,0 +1,389 @@
+"""Issue 6's benchmark: cnnlab against tf.keras, Keras 3 (JAX, torch) and PyTorch eager.
+
+Trains the lecture's model on the same in-memory data with each system, one
+subprocess per system in its own venv (benchmarks/setup.sh makes them), the
+systems alternating round by round to cancel drift. Prints, per system, the
+median seconds per epoch (first epoch of each run excluded as warm-up), the
+ratio to tf.keras, achieved GFLOP/s and its share of the matmul rate measured
+in the same run, peak RSS, inference images/s at batch 1000 and single-image
+predict latency; then issue 6's targets for cnnlab. Writes everything to
+benchmarks/out/epoch_time.json.
+
+    .venv/bin/python benchmarks/epoch_time.py                     # full: 60000 images, 3 epochs
+    .venv/bin/python benchmarks/epoch_time.py --epochs 2 --images 12000 --rounds 1
+    .venv/bin/python benchmarks/epoch_time.py --time-to-accuracy  # Fashion-MNIST, lecture vs fast
+"""
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "workers"))  # lecture.py, shared with the workers
+
+import datasets  # noqa: E402
+import lecture  # noqa: E402
+import report  # noqa: E402
+
+REPO = HERE.parent
+WORKERS = HERE / "workers"
+VENVS = HERE / ".venvs"
+OUT = HERE / "out"
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    TARGET_MISSED = 3  # only with --check
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    worker: str  # file in benchmarks/workers/
+    venv: str | None  # folder in benchmarks/.venvs/; None: the project's .venv
+    env: dict = field(default_factory=dict)
+
+
+SYSTEMS = {s.name: s for s in (
+    System("cnnlab", "cnnlab_worker.py", None),
+    System("tf-keras", "tfkeras.py", "tf"),
+    System("keras-jax", "keras3.py", "keras-jax", {"KERAS_BACKEND": "jax"}),
+    System("keras-torch", "keras3.py", "keras-torch", {"KERAS_BACKEND": "torch"}),
+    System("torch-eager", "torch_eager.py", None),
+)}
+EPOCH_SYSTEMS = "cnnlab,tf-keras,keras-jax,keras-torch,torch-eager"
+TTA_SYSTEMS = "cnnlab,tf-keras"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One line of the benchmark: a system trained with one recipe."""
+    label: str
+    system: System
+    recipe: str = "lecture"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=None,
+                   help="epochs per system and round; the first is warm-up, excluded from the "
+                        "median (default: 3; 10, the lecture's, with --time-to-accuracy)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="times each system runs; rounds alternate the order (default: 1)")
+    p.add_argument("--systems", default=None,
+                   help=f"comma-separated, from {', '.join(SYSTEMS)}; a system whose venv is "
+                        f"missing is skipped (default: {EPOCH_SYSTEMS}; {TTA_SYSTEMS} with "
+                        "--time-to-accuracy)")
+    p.add_argument("--images", type=int, default=60_000,
+                   help="training images per epoch (default: 60000; all of Fashion-MNIST's "
+                        "train set with --time-to-accuracy)")
+    p.add_argument("--dataset", choices=("synthetic", "fashion-mnist"), default="synthetic",
+                   help="data of the epoch-time mode (default: synthetic)")
+    p.add_argument("--seed", type=int, default=0, help="data and framework seed (default: 0)")
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                   help="threads every system uses (default: all cores, here "
+                        f"{len(os.sched_getaffinity(0))})")
+    p.add_argument("--latency-calls", type=int, default=200,
+                   help="timed single-image predicts per run (default: 200)")
+    p.add_argument("--time-to-accuracy", action="store_true",
+                   help="instead of epoch times: on full Fashion-MNIST, cnnlab's lecture "
+                        "schedule vs its fast recipe (and tf.keras's lecture schedule)")
+    p.add_argument("--target-accuracy", type=float, default=None,
+                   help="validation accuracy to reach with --time-to-accuracy (default: the "
+                        "final accuracy of cnnlab's lecture schedule, else tf.keras's)")
+    p.add_argument("--fashion-dir", type=Path, default=datasets.FASHION_MNIST_DIR,
+                   help=f"Fashion-MNIST's IDX files (default: {datasets.FASHION_MNIST_DIR})")
+    p.add_argument("--timeout", type=float, default=3600,
+                   help="seconds before a worker is stopped (default: 3600)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the JSON record (default: benchmarks/out/epoch_time.json, or "
+                        "benchmarks/out/time_to_accuracy.json)")
+    p.add_argument("--check", action="store_true",
+                   help=f"exit {int(ExitStatus.TARGET_MISSED)} when a cnnlab target is missed "
+                        "(default: off)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="smoke test: 1024 images, 2 epochs, 20 latency calls (default: off)")
+    args = p.parse_args(argv)
+    tta = args.time_to_accuracy
+    if args.epochs is None:
+        args.epochs = 10 if tta else 3
+    if args.systems is None:
+        args.systems = TTA_SYSTEMS if tta else EPOCH_SYSTEMS
+    if args.dry_run:
+        args.images, args.epochs, args.latency_calls = 1024, 2, 20
+    if args.out is None:
+        args.out = OUT / ("time_to_accuracy.json" if tta else "epoch_time.json")
+    return args
+
+
+def validate(args: argparse.Namespace) -> list[str]:
+    """Messages for arguments that cannot work; empty when all is well."""
+    errors = []
+    unknown = [s for s in args.systems.split(",") if s not in SYSTEMS]
+    if unknown:
+        errors.append(f"Invalid value for argument `--systems`. Expected names from "
+                      f"{', '.join(SYSTEMS)}. Received {', '.join(unknown)}.")
+    least, why = (1, "") if args.time_to_accuracy else (2, " (the first is warm-up)")
+    if args.epochs < least:
+        errors.append(f"Invalid value for argument `--epochs`. Expected at least {least}{why}. "
+                      f"Received epochs={args.epochs}.")
+    fashion = args.time_to_accuracy or args.dataset == "fashion-mnist"
+    if fashion and args.images > 60_000:
+        errors.append("Invalid value for argument `--images`. Fashion-MNIST has 60000 training "
+                      f"images. Received images={args.images}.")
+    for name in ("rounds", "images", "threads", "latency_calls"):
+        if getattr(args, name) < 1:
+            errors.append(f"Invalid value for argument `--{name.replace('_', '-')}`. Expected a "
+                          f"strictly positive value. Received {name}={getattr(args, name)}.")
+    return errors
+
+
+# --- running workers ----------------------------------------------------------
+
+def python_of(system: System) -> Path | None:
+    """The interpreter of the system's venv, or None when it is not installed."""
+    if system.venv is None:
+        project = REPO / ".venv" / "bin" / "python"
+        return project if project.exists() else Path(sys.executable)
+    python = VENVS / system.venv / "bin" / "python"
+    return python if python.exists() else None
+
+
+def worker_env(args: argparse.Namespace, system: System) -> dict:
+    env = dict(os.environ)
+    threads = str(args.threads)
+    env.update({
+        # Same thread count for every system, fixed before any runtime starts.
+        "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+        "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads,
+        "TF_CPP_MIN_LOG_LEVEL": "2",  # TF's banner goes to the log, not the terminal
+        "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu",  # CPU only, no GPU probing
+        "PYTHONUNBUFFERED": "1",
+    })
+    env.pop("PYTHONPATH", None)  # each venv sees only its own packages
+    env.update(system.env)
+    return env
+
+
+def run_worker(args, run: Run, round_index: int, data_path: Path, mode: str) -> dict:
+    """Start one worker, wait for it, and return its result (or why there is none)."""
+    python = python_of(run.system)
+    base = {"system": run.system.name, "label": run.label, "round": round_index}
+    if python is None:
+        return {**base, "status": "skipped",
+                "reason": f"no venv at {VENVS / run.system.venv} (run benchmarks/setup.sh)"}
+    stem = f"{run.label}-round{round_index}"
+    (OUT / "logs").mkdir(parents=True, exist_ok=True)
+    (OUT / "results").mkdir(parents=True, exist_ok=True)
+    result_path, log_path = OUT / "results" / f"{stem}.json", OUT / "logs" / f"{stem}.log"
+    result_path.unlink(missing_ok=True)
+    cmd = [str(python), str(WORKERS / run.system.worker), "--data", str(data_path),
+           "--result", str(result_path), "--mode", mode, "--recipe", run.recipe,
+           "--epochs", str(args.epochs), "--threads", str(args.threads),
+           "--latency-calls", str(args.latency_calls), "--seed", str(args.seed),
+           "--inference-images", str(min(10_000, args.images))]
+    with open(log_path, "w") as log:
+        try:
+            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                  env=worker_env(args, run.system), timeout=args.timeout)
+            returncode = proc.returncode
+        except subprocess.TimeoutExpired:
+            returncode = None
+    if result_path.exists():
+        return {**base, **json.loads(result_path.read_text()), "log": str(log_path)}
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-3:]
+    why = f"timed out after {args.timeout:.0f} s" if returncode is None else f"exit {returncode}"
+    return {**base, "status": "failed", "reason": f"{why}; {' | '.join(tail)}", "log": str(log_path)}
+
+
+def measure_matmul(args) -> dict:
+    python = python_of(SYSTEMS["torch-eager"])
+    path = OUT / "results" / "matmul.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(python), str(WORKERS / "matmul.py"), "--result", str(path),
+                    "--threads", str(args.threads)], check=True, capture_output=True,
+                   env=worker_env(args, SYSTEMS["torch-eager"]))
+    return json.loads(path.read_text())
+
+
+def round_order(runs: list[Run], round_index: int) -> list[Run]:
+    """Odd rounds run backwards (A B C, C B A, ...): over an even number of
+    rounds every system sits at every distance from the start, which cancels
+    a linear drift (thermal, a neighbour's load)."""
+    return runs if round_index % 2 == 0 else runs[::-1]
+
+
+def run_rounds(args, runs: list[Run], data_path: Path, mode: str) -> dict[str, list[dict]]:
+    results = {r.label: [] for r in runs}
+    for i in range(args.rounds):
+        for run in round_order(runs, i):
+            t0 = time.perf_counter()
+            print(f"[round {i + 1}/{args.rounds}] {run.label} ...", end=" ", flush=True)
+            result = run_worker(args, run, i, data_path, mode)
+            results[run.label].append(result)
+            print(progress_line(result, time.perf_counter() - t0), flush=True)
+        # A system without its venv is skipped once, not once per round.
+        runs = [r for r in runs if not results[r.label] or results[r.label][-1]["status"] != "skipped"]
+    return results
+
+
+def progress_line(result: dict, wall_s: float) -> str:
+    if result["status"] != "ok":
+        return f"{result['status']}: {result.get('reason', '')}"
+    epochs = ", ".join(f"{s:.1f}" for s in result["epoch_s"])
+    acc = result.get("val_accuracy") or result.get("train_accuracy") or []
+    acc_text = f"; accuracy {acc[-1]:.3f}" if acc else ""
+    return (f"epochs {epochs} s{acc_text}; peak RSS {result['peak_rss_mb']:.0f} MB "
+            f"({wall_s:.0f} s in all)")
+
+
+# --- the record --------------------------------------------------------------
+
+def machine() -> dict:
+    cpu, flags = platform.processor(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "cores_visible": len(os.sched_getaffinity(0)),
+            "simd": sorted(f for f in flags if f in ("avx2", "fma", "avx512f", "avx512_vnni")),
+            "platform": platform.platform()}
+
+
+def git_state() -> dict:
+    def git(*a):
+        out = subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True)
+        return out.stdout.strip() if out.returncode == 0 else None
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "src"))}
+
+
+def write_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+# --- the two modes -------------------------------------------------------------
+
+def selected_runs(args) -> list[Run]:
+    runs = [Run(name, SYSTEMS[name]) for name in args.systems.split(",")]
+    if args.time_to_accuracy:
+        runs = [Run(f"{r.label}-lecture", r.system) for r in runs]
+        if "cnnlab" in args.systems.split(","):
+            runs.insert(1, Run("cnnlab-fast", SYSTEMS["cnnlab"], "fast"))
+    return runs
+
+
+def epoch_mode(args, record: dict) -> ExitStatus:
+    out_data = OUT / "data"
+    if args.dataset == "synthetic":
+        data_path, record["data"] = datasets.synthetic(out_data, args.images, args.seed)
+    else:
+        data_path, record["data"] = datasets.fashion_mnist(out_data, args.fashion_dir, args.images)
+    print(f"data: {record['data']['name']}, {args.images} images; {args.epochs} epochs per run, "
+          f"the first excluded as warm-up; {args.rounds} round(s); {args.threads} threads")
+    before = measure_matmul(args)
+    print(f"matmul rate before: {before['gflops']:.0f} GFLOP/s (float32 {before['size']}^2, "
+          f"median of {len(before['chunks'])} chunks)")
+    results = run_rounds(args, selected_runs(args), data_path, "epoch")
+    after = measure_matmul(args)
+    matmul = max(before["gflops"], after["gflops"])
+    print(f"matmul rate after: {after['gflops']:.0f} GFLOP/s; the table uses the higher, {matmul:.0f}")
+
+    summary = report.summarise_epochs(results, args.images, matmul)
+    targets = report.check_targets(summary, args.images)
+    flop = lecture.train_flop(args.images)
+    print(f"\nLecture model, batch {lecture.BATCH_SIZE}, {args.images} images per epoch "
+          f"= {flop / 1e12:.3f} TFLOP of training "
+          f"({lecture.forward_macs() / 1e6:.2f} M multiply-adds forward per image, x3 for training)\n")
+    print(report.epoch_table(summary))
+    print()
+    print(report.targets_table(targets))
+    record.update(matmul={"before": before, "after": after, "reference_gflops": matmul},
+                  train_tflop_per_epoch=flop / 1e12, summary=summary, targets=targets, runs=results)
+    missed = any(t["verdict"] == "MISS" for t in targets)
+    return ExitStatus.TARGET_MISSED if args.check and missed else ExitStatus.OK
+
+
+def tta_mode(args, record: dict) -> ExitStatus:
+    images = None if args.images == 60_000 else args.images
+    data_path, record["data"] = datasets.fashion_mnist(OUT / "data", args.fashion_dir, images)
+    print(f"data: Fashion-MNIST, {args.images} train / 10000 validation images; "
+          f"lecture schedule: {args.epochs} epochs, batch {lecture.BATCH_SIZE}, Adam; "
+          f"{args.rounds} round(s)")
+    runs = selected_runs(args)
+    results = run_rounds(args, runs, data_path, "tta")
+    target, source = tta_target(args, results)
+    if target is None:
+        print("\nNo lecture schedule finished and no --target-accuracy: no time to accuracy.")
+        record.update(runs=results)
+        return ExitStatus.ERROR
+    baseline = "cnnlab-lecture" if "cnnlab-lecture" in results else runs[0].label
+    summary = report.summarise_tta(results, target, baseline)
+    print(f"\nTarget: validation accuracy {target:.4f} ({source}); train time only, "
+          f"validation excluded; speedup = {baseline}'s time / the run's time\n")
+    print(report.tta_table(summary, target))
+    record.update(target_accuracy=target, target_source=source, baseline=baseline,
+                  summary=summary, runs=results)
+    return ExitStatus.OK
+
+
+def tta_target(args, results: dict) -> tuple[float | None, str]:
+    if args.target_accuracy is not None:
+        return args.target_accuracy, "--target-accuracy"
+    for label in ("cnnlab-lecture", "tf-keras-lecture"):
+        ok = [r for r in results.get(label, []) if r.get("status") == "ok"]
+        if ok:
+            finals = sorted(r["val_accuracy"][-1] for r in ok)
+            return finals[len(finals) // 2], f"final accuracy of {label}"
+    return None, ""
+
+
+def program(args) -> ExitStatus:
+    record = {"tool": "benchmarks/epoch_time.py", "argv": sys.argv[1:],
+              "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+              "machine": machine(), "git": git_state(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "loadavg_before": os.getloadavg()}
+    if record["loadavg_before"][0] > 0.5:
+        print(f"note: load average {record['loadavg_before'][0]:.1f} before the run: "
+              "the machine is not quiet, figures are indicative only")
+    status = (tta_mode if args.time_to_accuracy else epoch_mode)(args, record)
+    record["loadavg_after"] = os.getloadavg()
+    write_record(args.out, record)
+    print(f"\nwrote {args.out}")
+    return status
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    errors = validate(args)
+    if errors:
+        print("\n".join(errors), file=sys.stderr)
+        return ExitStatus.USAGE
+    try:
+        return program(args)
+    except KeyboardInterrupt:
+        return ExitStatus.ERROR
+    except (OSError, ValueError, subprocess.CalledProcessError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return ExitStatus.ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
