@@ -61,7 +61,10 @@ def test_forward_pass_equals_keras(name, fuse):
     net.set_keras_weights(weights)
     with torch.no_grad():
         out = net(torch.from_numpy(data["input"])).numpy()
-    np.testing.assert_allclose(out, data["output"], atol=1e-5, rtol=1e-5)
+    # where Keras's torch backend departs from TensorFlow's rule (uneven 'same' average
+    # pooling), the fixture also holds the JAX backend's output, which follows TensorFlow
+    expected = data["output_jax"] if "output_jax" in data else data["output"]
+    np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", FORWARD)

@@ -89,7 +89,7 @@ def test_regularizers_parse_strings_and_factors():
      "Layer 0 (Conv2D): Invalid value for argument `padding`. Expected one of 'valid', 'same'. "
      "Received padding='causal'."),
     ([{"Dropout": {"rate": 1.5}}],
-     "Layer 0 (Dropout): Invalid value for argument `rate`. Expected a number in [0, 1). "
+     "Layer 0 (Dropout): Invalid value for argument `rate`. Expected a number in [0, 1]. "
      "Received rate=1.5."),
     ([{"Flatten": {}}, {"Conv2D": {"filters": 2, "kernel_size": 1}}],
      "Layer 1 (Conv2D): Conv2D expects images of shape (height, width, channels) (rank 3 "

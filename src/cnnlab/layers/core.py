@@ -72,7 +72,7 @@ class Dropout(Layer):
     ARGS = {"rate": REQUIRED}
 
     def normalize(self, c):
-        c["rate"] = unit_float(c["rate"], "rate")
+        c["rate"] = unit_float(c["rate"], "rate", high_open=False)  # Keras accepts 1.0
         return c
 
     def build(self, input_shape):

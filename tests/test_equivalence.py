@@ -1,0 +1,129 @@
+"""The optimized model equals a plain reference implementation of the same spec.
+
+The builder runs images in channels-last memory, applies monotone activations
+after max pooling, uses ceil_mode for end-padded 'same' pooling and folds the
+final softmax into the loss. The reference below does none of that: NHWC in,
+each Keras layer computed literally in NCHW, in order. Outputs, losses and
+every weight gradient must agree.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cnnlab import activations
+from cnnlab.builder import build
+from cnnlab.config import LECTURE_MODEL
+from cnnlab.layers.base import same_pad
+from cnnlab.spec import ModelSpec
+
+SPECS = {
+    "lecture": LECTURE_MODEL,
+    "strided_same_even_kernels": {"input_shape": [15, 14, 3], "layers": [
+        {"Conv2D": {"filters": 6, "kernel_size": 4, "strides": 2, "padding": "same", "activation": "elu"}},
+        {"MaxPooling2D": {"pool_size": 3, "strides": 2, "padding": "same"}},
+        {"Conv2D": {"filters": 5, "kernel_size": [2, 3], "padding": "same", "activation": "tanh"}},
+        {"AveragePooling2D": {"pool_size": 2, "padding": "same"}},
+        {"Flatten": {}}, {"Dense": {"units": 7, "activation": "selu"}},
+        {"Dense": {"units": 4, "activation": "softmax"}}]},
+    "batchnorm_dropout_free": {"input_shape": [10, 10, 2], "layers": [
+        {"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
+        {"BatchNormalization": {}}, {"MaxPooling2D": {}},
+        {"GlobalAveragePooling2D": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
+    "mlp_on_vectors": {"input_shape": [64], "layers": [
+        {"Reshape": {"target_shape": [8, 8, 1]}},
+        {"Conv2D": {"filters": 3, "kernel_size": 3, "activation": "leaky_relu"}},
+        {"MaxPooling2D": {}}, {"Flatten": {}}, {"Dense": {"units": 5, "activation": "softmax"}}]},
+}
+
+
+def reference_forward(spec, weights, x):
+    """Keras's semantics, layer by layer, in the plainest torch there is."""
+    image = len(spec.input_shape) == 3
+    h = x.permute(0, 3, 1, 2) if image else x  # NCHW, contiguous semantics
+    for layer, shape_in, w in zip(spec.layers, spec.input_shapes(), weights):
+        c, kind = layer.config, layer.keras_name
+        if kind == "Conv2D":
+            kh, kw = c["kernel_size"]
+            if c["padding"] == "same":
+                t, b = same_pad(shape_in[0], kh, c["strides"][0])
+                l, r = same_pad(shape_in[1], kw, c["strides"][1])
+                h = F.pad(h, (l, r, t, b))
+            h = F.conv2d(h, w[0].permute(3, 2, 0, 1), w[1] if len(w) > 1 else None, c["strides"])
+            h = activations.get(c["activation"]).apply(h, 1)
+        elif kind in ("MaxPooling2D", "AveragePooling2D"):
+            ph, pw = c["pool_size"]
+            if c["padding"] == "same":
+                t, b = same_pad(shape_in[0], ph, c["strides"][0])
+                l, r = same_pad(shape_in[1], pw, c["strides"][1])
+            else:
+                t = b = l = r = 0
+            if kind == "MaxPooling2D":
+                h = F.max_pool2d(F.pad(h, (l, r, t, b), value=-math.inf), (ph, pw), c["strides"])
+            else:  # TF averages over the real pixels only
+                s = F.avg_pool2d(F.pad(h, (l, r, t, b)), (ph, pw), c["strides"], divisor_override=1)
+                n = F.avg_pool2d(F.pad(torch.ones_like(h[:1, :1]), (l, r, t, b)), (ph, pw),
+                                 c["strides"], divisor_override=1)
+                h = s / n
+        elif kind == "BatchNormalization":
+            mean = h.mean(dim=(0, 2, 3), keepdim=True)
+            var = h.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+            h = (h - mean) / torch.sqrt(var + c["epsilon"]) * w[0].view(1, -1, 1, 1) + w[1].view(1, -1, 1, 1)
+        elif kind == "GlobalAveragePooling2D":
+            h = h.mean(dim=(2, 3))
+        elif kind == "Flatten":
+            h = (h.permute(0, 2, 3, 1) if h.dim() == 4 else h).reshape(h.shape[0], -1)
+        elif kind == "Reshape":
+            h = h.reshape(h.shape[0], *c["target_shape"])
+            if h.dim() == 4:
+                h = h.permute(0, 3, 1, 2)
+        elif kind == "Dense":
+            h = activations.get(c["activation"]).apply(F.linear(h, w[0].t(), w[1]), -1)
+        else:
+            raise AssertionError(kind)
+    return h
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_optimized_model_matches_plain_reference(name):
+    spec = ModelSpec.from_dict(SPECS[name])
+    torch.manual_seed(0)
+    net = build(spec).train()
+    weights = [[torch.tensor(a, requires_grad=True) for a in ws] for ws in net.keras_weights()]
+    x = torch.rand(6, *spec.input_shape)
+    target = torch.randint(0, spec.num_outputs, (6,))
+
+    out = net(x)
+    ref = reference_forward(spec, weights, x)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
+
+    # the training loss from logits (softmax folded in) equals the literal one
+    loss = F.cross_entropy(net(x, logits=True), target)
+    ref_loss = F.nll_loss(torch.log(ref), target)
+    torch.testing.assert_close(loss, ref_loss, atol=1e-5, rtol=1e-5)
+
+    loss.backward()
+    ref_loss.backward()
+    grads = [[g for g in _keras_grads(m)] for m in net.layers]
+    for layer_grads, layer_weights in zip(grads, weights):
+        for g, w in zip(layer_grads, layer_weights):
+            if w.grad is None:  # BN's moving statistics: not trained
+                continue
+            np.testing.assert_allclose(g, w.grad.numpy(), atol=2e-5, rtol=1e-4)
+
+
+def _keras_grads(module):
+    """A module's parameter gradients in Keras's weight layout and order."""
+    if not hasattr(module, "keras_weights"):
+        return []
+    saved = [p.detach().clone() for p in module.parameters()]
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(p.grad)
+    out = [np.array(a) for a in module.keras_weights()]  # copies: keras_weights are views
+    with torch.no_grad():
+        for p, s in zip(module.parameters(), saved):
+            p.copy_(s)
+    return out
