@@ -7,11 +7,21 @@ It loads and checks the data, creates the run directory only once everything
 is valid, trains with the shared loop (`Sequential.fit`'s), and writes the
 run's files as it goes: a crash leaves a resumable checkpoint, never a
 half-written file.
+
+Resuming (`train_run(cfg, resume="lecture")`, `cnnlab train --resume lecture`):
+the checkpoint is the single source of truth. It holds the weights, optimizer,
+RNGs, position, history and every callback's state, including the run's
+metrics, so a run killed at any instant and resumed ends with the same
+weights, bit for bit (CPU, same thread count), and the same history as one
+that never stopped. Files written after the last checkpoint (history.json,
+metrics.json, best weights) are rewritten with the same contents as the
+resumed run redoes that work.
 """
 from __future__ import annotations
 
 import os
 import platform
+import shutil
 import signal
 import sys
 import time
@@ -23,19 +33,25 @@ import torch
 
 from . import __version__
 from .config import RunConfig
-from .errors import CnnlabError, DataError, ExitStatus, RunError
+from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError
 from .io import atomic_write
 from .models import Sequential
 from .plots import plot_history
-from .runs import create_run_dir, find_run, read_json, write_history, write_json
+from .runs import check_name, create_run_dir, find_run, read_json, write_history, write_json
 from .summary import summary_text
 from .train import callbacks as cbs
-from .train.checkpoint import Checkpointer, restore_checkpoint
+from .train.checkpoint import Checkpointer, read_checkpoint_meta, restore_checkpoint
 from .train.data import to_arrays
 from .train.loop import Position, seed_everything
 from .train.schedules import OneCycle
 
-RESUMABLE_CHANGES = {("train", "epochs")}  # what --resume may change
+# What --resume may change: the length of the run, and where the data and the CPU
+# threads come from (the data's SHA-256 is checked against the run's; a different
+# thread count may change the last bits of the results).
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "threads"), ("data", "data_dir"),
+                     ("data", "fallback")}
+CHECKPOINT = "checkpoint.safetensors"
+RUN_FORMAT = "cnnlab-run-1"   # in metrics.json: marks a directory cnnlab created
 
 
 @dataclass
@@ -100,6 +116,14 @@ class RunWriter(cbs.Callback):
         super().__init__()
         self.run_dir, self.metrics, self.times = run_dir, metrics, times
 
+    def get_state(self) -> dict:  # metrics and epoch times travel in the checkpoint
+        return {"metrics": self.metrics, "times": self.times}
+
+    def set_state(self, state: dict) -> None:  # in place: EpochTimer and _finish share them
+        self.metrics.clear()
+        self.metrics.update(state["metrics"])
+        self.times[:] = state["times"]
+
     def on_epoch_end(self, epoch, logs=None):
         h = self.trainer.history
         write_history(self.run_dir, h)
@@ -134,13 +158,22 @@ def environment(device, threads) -> dict:
 # -- signals ----------------------------------------------------------------------
 
 class SignalStop:
-    """Ctrl-C / SIGTERM: finish the current step, checkpoint, exit 130 / 143."""
+    """Ctrl-C / SIGTERM: finish the current step, checkpoint, exit 130 / 143.
 
-    def __init__(self, trainer):
-        self.trainer, self.old = trainer, {}
+    A second signal stops at once without saving (the last checkpoint is intact).
+    """
+
+    def __init__(self, trainer, run_dir: Path):
+        self.trainer, self.run_dir, self.old = trainer, run_dir, {}
 
     def _handler(self, signum, frame):
         name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+        code = ExitStatus.INTERRUPTED if signum == signal.SIGINT else ExitStatus.TERMINATED
+        if self.trainer.stop_reason in ("SIGINT", "SIGTERM"):
+            self.__exit__()
+            raise Interrupted(f"Interrupted again by {name}: stopped without saving. The last "
+                              f"checkpoint is intact; resume with: cnnlab train --resume "
+                              f"{self.run_dir}", code)
         self.trainer.stop_reason = name
         self.trainer.stop_training = True
 
@@ -155,6 +188,7 @@ class SignalStop:
     def __exit__(self, *exc):
         for sig, old in self.old.items():
             signal.signal(sig, old)
+        self.old = {}
 
 
 # -- resume ---------------------------------------------------------------------------
@@ -170,89 +204,165 @@ def config_differences(old: RunConfig, new: RunConfig) -> list[tuple[str, str, o
     return diffs
 
 
-def resolve_resume(run_ref, root, new_cfg: RunConfig | None, overrides: dict) -> tuple[Path, RunConfig]:
+def run_config(run_ref, root) -> tuple[Path, RunConfig]:
+    """The run directory and the config it was started with; RunError if it is not a run."""
     run_dir = find_run(run_ref, root)
-    old = RunConfig.load(run_dir / "config.yaml")
+    try:
+        return run_dir, RunConfig.load(run_dir / "config.yaml")
+    except CnnlabError as err:
+        raise RunError(f"{run_dir} is not a cnnlab run: its config.yaml does not load "
+                       f"({err})") from None
+
+
+def resolve_resume(run_ref, root, new_cfg: RunConfig | None,
+                   overrides: dict | None = None) -> tuple[Path, RunConfig, dict]:
+    """(run dir, config, checkpoint metadata) of a run that may be resumed; RunError if not.
+
+    Reads only: a refused resume changes nothing on disk.
+    """
+    run_dir, old = run_config(run_ref, root)
+    overrides = overrides or {}
     cfg = new_cfg if new_cfg is not None else old
     cfg = cfg.with_overrides(train=overrides.get("train"), data=overrides.get("data"))
     diffs = [d for d in config_differences(old, cfg) if (d[0], d[1]) not in RESUMABLE_CHANGES]
     if diffs:
         lines = "\n".join(f"  {s}.{k}: run has {o!r}, now {n!r}" for s, k, o, n in diffs)
         raise RunError(f"Cannot resume {run_dir} with a different config. Differences:\n{lines}\n"
-                       "Only --epochs may change on resume.")
-    if not (run_dir / "checkpoint.safetensors").is_file():
+                       "Only --epochs, --threads, --data-dir and --no-fallback may change on "
+                       "resume; start a new run to change anything else.")
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.exists():
         raise RunError(f"Run {run_dir} has no checkpoint to resume from (it stopped before its "
-                       "first checkpoint). Start a new run instead.")
-    m = read_json(run_dir / "metrics.json", {}) or {}
-    if m.get("status") == "finished" and m.get("epochs_done", 0) >= cfg.train["epochs"]:
-        raise RunError(f"Run {run_dir} already finished its {m.get('epochs_done')} epochs. "
-                       "Pass --epochs N with a larger N to train it further.")
-    return run_dir, cfg
+                       f"first checkpoint was written). Start a new run instead (delete {run_dir} "
+                       "or choose another --name).")
+    meta = read_checkpoint_meta(ckpt)
+    metrics = read_json(run_dir / "metrics.json", {}) or {}
+    done = meta.get("position", {}).get("epoch", 0)
+    if metrics.get("status") == "finished" and cfg.train["epochs"] <= old.train["epochs"]:
+        raise RunError(f"Run {run_dir} already finished ({done} epochs). Pass --epochs N with "
+                       f"N > {old.train['epochs']} to train it further, or start a new run.")
+    mid_epoch = meta.get("position", {}).get("step", 0) > 0
+    if cfg.train["epochs"] < done + mid_epoch:
+        raise RunError(f"Cannot resume {run_dir} with --epochs {cfg.train['epochs']}: it has "
+                       f"already started epoch {done + mid_epoch}. Expected --epochs >= "
+                       f"{done + mid_epoch}.")
+    return run_dir, cfg, meta
+
+
+def prepare_resumed_dir(run_dir: Path, cfg: RunConfig) -> None:
+    """Record a changed --epochs (etc.) in config.yaml; drop temp files a kill left behind."""
+    text = cfg.to_yaml()
+    if (run_dir / "config.yaml").read_text(encoding="utf-8") != text:
+        atomic_write(run_dir / "config.yaml", text)
+    for folder in (run_dir, run_dir / "weights"):
+        for tmp in folder.glob(".*.tmp"):  # atomic_path's temporary files: ours
+            tmp.unlink(missing_ok=True)
+
+
+def check_data_matches(run_dir: Path, meta: dict, ds) -> None:
+    old_sha = (meta.get("extra") or {}).get("data_sha256")
+    if old_sha and old_sha != ds.sha256:
+        raise RunError(f"Cannot resume {run_dir}: its data had SHA-256 {old_sha[:12]}..., "
+                       f"the data found now ({ds.source}) has {ds.sha256[:12]}....")
+
+
+def check_new_run(root, name: str | None) -> None:
+    """Fail fast, before the data is loaded, when --name is invalid or taken."""
+    if name is None:
+        return
+    path = Path(root) / check_name(name)
+    if path.exists():
+        raise RunError(f"A run named {name!r} already exists in {root}. Choose another "
+                       f"--name, or resume it with --resume {path}.")
 
 
 # -- the run ---------------------------------------------------------------------------
+
+def build_model(cfg: RunConfig, seed: int | None) -> Sequential:
+    """The compiled model; seeded initial weights for a new run (`seed`), any for a resume."""
+    t = cfg.train
+    if seed is not None:
+        seed_everything(seed)
+    model = Sequential.from_spec(cfg.spec)
+    model.compile(loss=t["loss"], optimizer=t["optimizer"], metrics=t["metrics"],
+                  label_smoothing=t["label_smoothing"], device=t["device"])
+    return model
+
+
+def start_run_dir(cfg: RunConfig, out, name, prefix) -> Path:
+    """Create the run directory with its config; remove it again if that fails."""
+    run_dir = create_run_dir(out, name, prefix)
+    try:
+        atomic_write(run_dir / "config.yaml", cfg.to_yaml())
+        atomic_write(run_dir / "summary.txt", summary_text(cfg.spec) + "\n")
+        write_json(run_dir / "metrics.json", {"format": RUN_FORMAT, "status": "running",
+                                              "name": run_dir.name})
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return run_dir
+
 
 def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: bool = False,
               resume=None, stream=None, handle_signals: bool = False, prefix: str = "run",
               overrides: dict | None = None) -> RunResult:
     stream = stream or sys.stdout
     if resume is not None:
-        run_dir, cfg = resolve_resume(resume, out, cfg, overrides or {})
+        run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
+    else:
+        check_new_run(out, name)
     t = cfg.train
     if t["threads"]:
         torch.set_num_threads(t["threads"])
     ds, train, val = load_data(cfg, progress=not quiet)
-    model = Sequential.from_spec(cfg.spec)
-    model.compile(loss=t["loss"], optimizer=t["optimizer"], metrics=t["metrics"],
-                  label_smoothing=t["label_smoothing"], device=t["device"])
-    user_callbacks = cbs.from_config(t["callbacks"])  # validated before any file is written
+    if resume is not None:
+        check_data_matches(run_dir, meta, ds)
+    cbs.from_config(t["callbacks"])  # validated before any file is written
+    model = build_model(cfg, t["seed"] if resume is None else None)
     trainer = model._trainer
-
     if resume is None:
-        run_dir = create_run_dir(out, name, prefix)
-        atomic_write(run_dir / "config.yaml", cfg.to_yaml())
-        atomic_write(run_dir / "summary.txt", summary_text(cfg.spec) + "\n")
-        seed_everything(t["seed"])
-        model._net = None  # rebuild with the seeded initializers
-        model.compile(loss=t["loss"], optimizer=t["optimizer"], metrics=t["metrics"],
-                      label_smoothing=t["label_smoothing"], device=t["device"])
-        trainer = model._trainer
-        position = Position()
-        metrics = {"status": "running", "name": run_dir.name}
-        times: list = []
-    else:
-        position = restore_checkpoint(run_dir / "checkpoint.safetensors", trainer)
-        metrics = read_json(run_dir / "metrics.json", {}) or {}
-        old_sha = (metrics.get("data") or {}).get("sha256")
-        if old_sha and old_sha != ds.sha256:
-            raise RunError(f"Cannot resume {run_dir}: its data had SHA-256 {old_sha[:12]}..., "
-                           f"the data found now ({ds.source}) has {ds.sha256[:12]}....")
-        metrics["status"] = "running"
-        times = list(metrics.get("epoch_seconds", []))
-        trainer.history = {k: list(v) for k, v in trainer.history.items()}
+        run_dir = start_run_dir(cfg, out, name, prefix)
 
-    metrics.update({"data": {**ds.record(), "class_names": list(ds.class_names)}, "seed": t["seed"], "epochs": t["epochs"],
-                    "batch_size": t["batch_size"], "steps_per_epoch": -(-len(train) // t["batch_size"]),
+    user_callbacks = cbs.from_config(t["callbacks"], run_dir)
+    metrics: dict = (read_json(run_dir / "metrics.json", {}) or {}) if resume is not None else {}
+    times: list = []
+    writer = RunWriter(run_dir, metrics, times)
+    if resume is None:
+        metrics.update({"format": RUN_FORMAT, "status": "running", "name": run_dir.name})
+        position = Position()
+    else:
+        position = restore_checkpoint(run_dir / CHECKPOINT, trainer, [*user_callbacks, writer])
+        prepare_resumed_dir(run_dir, cfg)  # the first write of a resume: all checks passed
+        metrics["status"] = "running"
+    metrics.update({"data": {**ds.record(), "class_names": list(ds.class_names)}, "seed": t["seed"],
+                    "epochs": t["epochs"], "batch_size": t["batch_size"],
+                    "steps_per_epoch": -(-len(train) // t["batch_size"]),
                     "params": sum(p.numel() for p in model.net.parameters()),
                     "environment": environment(model.device, torch.get_num_threads())})
-    history = cbs.History(trainer.history if resume is not None else None)
+
     callbacks = list(user_callbacks)
     if t["lr_schedule"]:
         callbacks.insert(0, OneCycle(**(t["lr_schedule"]["one_cycle"] or {})))
-    callbacks += [EpochTimer(times)]
+    callbacks.append(EpochTimer(times))
     if not quiet:
         callbacks.append(cbs.ProgressBar(stream=stream))
-    callbacks += [history, RunWriter(run_dir, metrics, times),
-                  Checkpointer(run_dir / "checkpoint.safetensors", t["checkpoint_every_steps"])]
-    if resume is None and not quiet:
-        stream.write(f"Data: {ds.source}\n")
-    guard = SignalStop(trainer) if handle_signals else None
+    callbacks += [cbs.History(trainer.history if resume is not None else None), writer,
+                  Checkpointer(run_dir / CHECKPOINT, t["checkpoint_every_steps"],
+                               extra={"data_sha256": ds.sha256, "run": run_dir.name},
+                               callbacks=[*user_callbacks, writer])]
+    if not quiet:
+        stream.write(f"Data: {ds.source}\n" if resume is None else
+                     f"Resuming {run_dir} at epoch {position.epoch + 1}, step {position.step}\n")
+    guard = SignalStop(trainer, run_dir) if handle_signals else None
     try:
         if guard:
             guard.__enter__()
         trainer.fit(train, val, epochs=t["epochs"], batch_size=t["batch_size"],
                     callbacks=callbacks, seed=t["seed"],
                     shuffle=t["shuffle"], position=position, validation_freq=t["validation_freq"])
+    except DiskError as err:
+        raise DiskError(f"{err} Training stopped; free some space, then resume with: "
+                        f"cnnlab train --resume {run_dir}") from None
     finally:
         if guard:
             guard.__exit__()
@@ -274,7 +384,7 @@ def _finish(run_dir, model, trainer, metrics, times) -> RunResult:
         metrics["status"] = "nan"
         code = ExitStatus.NAN
         message = (getattr(trainer, "nan_message", "Loss became NaN.") +
-                   f" The last good checkpoint is {run_dir / 'checkpoint.safetensors'}.")
+                   f" The last good checkpoint is {run_dir / CHECKPOINT}.")
     else:
         metrics["status"] = "finished"
         model.save_weights(run_dir / "weights" / "final.safetensors")

@@ -1,29 +1,35 @@
 """Crash-safe checkpoints: everything needed to resume a run bit for bit.
 
-One safetensors file holds the model, the optimizer's tensors and the RNG
-states; its metadata holds the rest as JSON (position in the data, running
-sums, history, optimizer hyperparameters). It is written atomically, so a kill
-at any instant leaves the previous checkpoint intact and loadable.
+One safetensors file holds the model, the optimizer's tensors, the RNG states
+(torch, NumPy; Python's in the metadata) and the running sums of the epoch;
+its metadata holds the rest as JSON: the position in the data (epoch, step;
+the order itself is a pure function of (seed, epoch), see `loop.epoch_order`),
+the history, the optimizer's hyperparameters and the state of every callback
+that has one (EarlyStopping's counter, CSVLogger's file offset, the run's
+metrics). It is written atomically, so a kill at any instant leaves the
+previous checkpoint intact and loadable; nothing in it is ever unpickled.
 
-    >>> save_checkpoint(path, trainer)
-    >>> restore_checkpoint(path, trainer)   # -> Position to pass to Trainer.fit
+    >>> save_checkpoint(path, trainer, callbacks=cbs)
+    >>> position = restore_checkpoint(path, trainer, callbacks=cbs)   # -> Trainer.fit
 """
 from __future__ import annotations
 
 import json
 import random
+import sys
+from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
-from ..checkpoint_io import load_state, read_tensors
+from ..checkpoint_io import load_state, read_metadata, read_tensors, save_tensors
 from ..errors import RunError
-from ..io import atomic_path
 from .callbacks import Callback
 from .loop import EpochSums, Position
 
 FORMAT = "cnnlab-checkpoint-1"
+_DAMAGE = (KeyError, ValueError, TypeError, IndexError, RuntimeError, AttributeError)
 
 
 def _optimizer_parts(opt: torch.optim.Optimizer):
@@ -48,14 +54,40 @@ def _rng_parts():
     return tensors, meta
 
 
-def save_checkpoint(path, trainer, extra: dict | None = None) -> None:
+def _keys(callbacks) -> list[str]:
+    """A stable key per callback: class name and occurrence ("EarlyStopping#0")."""
+    seen: Counter = Counter()
+    keys = []
+    for cb in callbacks:
+        name = type(cb).__name__
+        keys.append(f"{name}#{seen[name]}")
+        seen[name] += 1
+    return keys
+
+
+def _callback_parts(callbacks):
+    tensors, meta = {}, {}
+    for key, cb in zip(_keys(callbacks), callbacks):
+        state = dict(cb.get_state() or {})
+        if not state:
+            continue
+        arrays = state.pop("arrays", [])
+        for j, a in enumerate(arrays):
+            tensors[f"callbacks/{key}/{j}"] = torch.from_numpy(np.ascontiguousarray(a))
+        meta[key] = {"state": state, "arrays": len(arrays)}
+    return tensors, meta
+
+
+def save_checkpoint(path, trainer, extra: dict | None = None, callbacks=()) -> None:
     pos: Position = trainer.position
     tensors = {f"model/{k}": v.detach().contiguous().cpu()
                for k, v in trainer.net.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_parts(trainer.optimizer)
     rng_tensors, rng_meta = _rng_parts()
+    cb_tensors, cb_meta = _callback_parts(callbacks)
     tensors.update(opt_tensors)
     tensors.update(rng_tensors)
+    tensors.update(cb_tensors)
     tensors["sums/loss"] = pos.sums.loss.reshape(1).to(torch.float64).cpu()
     tensors["sums/correct"] = pos.sums.correct.reshape(1).to(torch.float64).cpu()
     meta = {"format": FORMAT,
@@ -63,26 +95,44 @@ def save_checkpoint(path, trainer, extra: dict | None = None) -> None:
                          "global_step": pos.global_step},
             "seed": trainer.seed, "epochs": trainer.epochs, "batch_size": trainer.batch_size,
             "history": trainer.history, "optimizer": opt_meta, "rng": rng_meta,
-            "extra": extra or {}}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"cnnlab": json.dumps(meta)})
+            "callbacks": cb_meta, "extra": extra or {}}
+    save_tensors(path, tensors, {"format": FORMAT, "cnnlab": json.dumps(meta)})
+
+
+def read_checkpoint_meta(path) -> dict:
+    """The checkpoint's JSON metadata (no tensors read); RunError if it is not ours."""
+    header = read_metadata(path, "checkpoint")
+    if header.get("format") != FORMAT:
+        found = header.get("format")
+        raise RunError(f"{path} is not a cnnlab checkpoint. Expected format {FORMAT!r}. Received "
+                       + (f"format {found!r}." if found else "a file without cnnlab metadata."))
+    try:
+        meta = json.loads(header["cnnlab"])
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError("bad metadata")
+    except (KeyError, ValueError, TypeError):
+        raise RunError(f"{path} is a damaged cnnlab checkpoint: its metadata cannot be read.") from None
+    return meta
 
 
 def read_checkpoint(path) -> tuple[dict, dict]:
-    from safetensors import safe_open
-    tensors = read_tensors(path)
-    with safe_open(str(path), framework="pt") as f:
-        raw = (f.metadata() or {}).get("cnnlab")
-    try:
-        meta = json.loads(raw)
-        assert meta["format"] == FORMAT
-    except Exception:
-        raise RunError(f"{path} is not a cnnlab checkpoint.") from None
-    return tensors, meta
+    meta = read_checkpoint_meta(path)
+    return read_tensors(path, "checkpoint"), meta
 
 
-def restore_checkpoint(path, trainer) -> Position:
+def restore_checkpoint(path, trainer, callbacks=()) -> Position:
+    """Load model, optimizer, RNGs, history and callback states; return where to continue."""
     tensors, meta = read_checkpoint(path)
+    try:
+        return _restore(path, tensors, meta, trainer, callbacks)
+    except RunError:
+        raise
+    except _DAMAGE as err:
+        raise RunError(f"{path} is a damaged cnnlab checkpoint ({type(err).__name__}: {err}). "
+                       "It cannot be resumed.") from None
+
+
+def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     load_state(trainer.net, {k[6:]: v for k, v in tensors.items() if k.startswith("model/")},
                str(path))
     opt = meta["optimizer"]
@@ -95,36 +145,78 @@ def restore_checkpoint(path, trainer) -> Position:
         pid, name = key.split("/", 1)
         state.setdefault(int(pid), {})[name] = value
     trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
+    _restore_callbacks(path, tensors, meta.get("callbacks", {}), callbacks)
     torch.set_rng_state(tensors["rng/torch"])
     n = meta["rng"]["numpy"]
     np.random.set_state((n[0], tensors["rng/numpy_keys"].numpy().astype(np.uint32), n[1], n[2], n[3]))
     p = meta["rng"]["python"]
     random.setstate((p[0], tuple(p[1]), p[2]))
-    trainer.history = meta["history"]
+    trainer.history = {k: list(v) for k, v in meta["history"].items()}
     pos = meta["position"]
     sums = EpochSums(tensors["sums/loss"][0].clone(), tensors["sums/correct"][0].clone(), pos["seen"])
     return Position(pos["epoch"], pos["step"], sums, pos["global_step"])
 
 
+def _restore_callbacks(path, tensors, saved: dict, callbacks) -> None:
+    keys = _keys(callbacks)
+    unknown = sorted(set(saved) - set(keys))
+    if unknown:
+        raise RunError(f"{path} holds the state of callbacks {', '.join(unknown)}, which this "
+                       "run does not have. Resume with the run's own config.")
+    for key, cb in zip(keys, callbacks):
+        if key in saved:
+            state = dict(saved[key]["state"])
+            state["arrays"] = [tensors[f"callbacks/{key}/{j}"].numpy()
+                               for j in range(saved[key]["arrays"])]
+            cb.set_state(state)
+
+
+def weights_finite(net: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(t).all()) for t in net.state_dict().values()
+               if t.is_floating_point())
+
+
 class Checkpointer(Callback):
-    """Saves a checkpoint at every epoch end, every `every_steps` steps, and when stopped."""
+    """Saves a checkpoint when training starts, every `every_steps` steps, at every epoch
+    end and when stopped by a signal; never one with NaN/inf weights or after a NaN loss,
+    so the file on disk is always the last good state.
 
-    def __init__(self, path, every_steps: int = 0, extra=None):
+    `callbacks`: the run's other callbacks, whose states go into the checkpoint.
+    """
+
+    def __init__(self, path, every_steps: int = 0, extra=None, callbacks=()):
         super().__init__()
-        self.path, self.every_steps, self.extra = path, every_steps, extra
+        self.path, self.every_steps, self.extra = Path(path), every_steps, extra
+        self.callbacks = list(callbacks)
+        self.saved = 0
+        self._warned = False
 
-    def save(self):
-        save_checkpoint(self.path, self.trainer, self.extra)
+    def save(self) -> bool:
+        if self.trainer.stop_reason == "nan":
+            return False  # keep the last good checkpoint
+        if not weights_finite(self.trainer.net):
+            if not self._warned:
+                self._warned = True
+                pos = self.trainer.position
+                print(f"cnnlab: warning: the weights are NaN or infinite at epoch {pos.epoch + 1}, "
+                      f"step {pos.step}; keeping the last good checkpoint {self.path}.",
+                      file=sys.stderr)
+            return False
+        save_checkpoint(self.path, self.trainer, self.extra, self.callbacks)
+        self.saved += 1
+        return True
+
+    def on_train_begin(self, logs=None):
+        pos = self.trainer.position
+        if pos.global_step == 0 and pos.epoch == 0 and not self.path.exists():
+            self.save()  # a run killed in its first epoch can still resume
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.trainer.stop_reason == "nan":
-            return  # keep the last good checkpoint
         if self.every_steps and self.trainer.position.global_step % self.every_steps == 0:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.trainer.stop_reason != "nan":
-            self.save()
+        self.save()
 
     def on_train_end(self, logs=None):
         if self.trainer.stop_reason in ("SIGINT", "SIGTERM"):
