@@ -173,22 +173,21 @@ def _optimizer_override(cfg, args):
 
 def cmd_train(args, out):
     from .config import RunConfig
-    from .runner import train_run
+    from .runner import run_config, train_run
     cfg = RunConfig.load(args.config) if args.config else None
+    if args.resume and args.name:
+        raise ConfigError("--name cannot be used with --resume: a resumed run keeps its name.")
+    if args.resume and cfg is None:  # the run's own config, with this command's flags on top
+        cfg = run_config(args.resume, args.out)[1]
     data, train = _train_overrides(args)
-    if args.resume:
-        res = train_run(cfg, out=args.out, quiet=args.quiet, resume=args.resume,
-                        handle_signals=True, stream=out,
-                        overrides={"data": data, "train": train})
-    else:
-        cfg = (cfg or RunConfig.load(None)).with_recipe(args.recipe)
-        cfg = cfg.with_overrides(data=data, train=train)
-        opt = _optimizer_override(cfg, args)
-        if opt is not None:
-            cfg = cfg.with_overrides(train={"optimizer": opt})
-        prefix = Path(args.config).stem if args.config else "lecture"
-        res = train_run(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
-                        handle_signals=True, prefix=prefix)
+    cfg = (cfg or RunConfig.load(None)).with_recipe(args.recipe)
+    cfg = cfg.with_overrides(data=data, train=train)
+    opt = _optimizer_override(cfg, args)
+    if opt is not None:
+        cfg = cfg.with_overrides(train={"optimizer": opt})
+    prefix = Path(args.config).stem if args.config else "lecture"
+    res = train_run(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
+                    handle_signals=True, prefix=prefix, resume=args.resume)
     m = res.metrics
     if res.message:
         print(res.message, file=sys.stderr)
