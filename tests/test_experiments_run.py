@@ -6,6 +6,10 @@ import io
 import json
 import math
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +37,8 @@ def tiny_npz(path: Path) -> Path:
     return path
 
 
-def experiment_file(folder: Path, data: Path, variants: dict, seeds=2, model=None) -> Path:
+def experiment_file(folder: Path, data: Path, variants: dict, seeds=2, model=None,
+                    epochs=1) -> Path:
     model = model or {"input_shape": [8, 8, 1], "layers": [
         {"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
         {"MaxPooling2D": {"pool_size": 2}},
@@ -41,7 +46,7 @@ def experiment_file(folder: Path, data: Path, variants: dict, seeds=2, model=Non
         {"Dense": {"units": 10, "activation": "softmax"}}]}
     d = {"title": "tiny", "seeds": seeds, "variants": variants,
          "base": {"model": model, "data": {"name": f"npz:{data}"},
-                  "train": {"epochs": 1, "batch_size": 16}}}
+                  "train": {"epochs": epochs, "batch_size": 16}}}
     path = folder / "tiny.yaml"
     path.write_text(yaml.safe_dump(d, sort_keys=False))
     return path
@@ -200,6 +205,35 @@ def test_jobs_run_in_parallel_processes_with_cores_divided(tmp_path):
         assert m["status"] == "finished" and m["environment"]["threads"] == threads_per_job(2)
         assert (folder / "logs" / f"base-s{s}.log").is_file()
     assert f"Report: {folder / 'report.html'}" in out.getvalue()
+
+
+def test_ctrl_c_with_jobs_checkpoints_the_running_runs(tmp_path):
+    """SIGINT to `cnnlab experiment --jobs 2`: forwarded once to each worker, which saves a
+    checkpoint; the next call resumes them."""
+    file = experiment_file(tmp_path, tiny_npz(tmp_path / "d.npz"), {}, seeds=2, epochs=100000)
+    folder = tmp_path / "runs" / "tiny"
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "experiment", str(file), "--out",
+                             str(tmp_path / "runs"), "--jobs", "2", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        ckpts = [folder / f"base-s{s}" / "checkpoint.safetensors" for s in (0, 1)]
+        deadline = time.monotonic() + 240
+        while not all(c.is_file() for c in ckpts):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out = proc.communicate(timeout=120)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert "Run the same command again to continue" in out
+    for s in (0, 1):
+        m = read_json(folder / f"base-s{s}" / "metrics.json")
+        assert m["status"] == "interrupted" and m["environment"]["threads"] == threads_per_job(2)
+    steps = plan_steps(load_experiment(file).jobs(), folder)
+    assert [s.action for s in steps] == ["resume", "resume"]
+    assert (folder / "report.html").is_file() and not (folder / ".lock").exists()
 
 
 def test_compare_pools_seeds_and_reports_any_runs(done, tmp_path):

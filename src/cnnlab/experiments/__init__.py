@@ -84,8 +84,8 @@ def run_experiment(file, out=DEFAULT_ROOT, name=None, epochs=None, seeds=None, j
     if interrupted is not None:
         raise interrupted
     if failures:
-        raise RunError(f"{len(failures)} run(s) failed (the report covers the others: {report}):\n  "
-                       + "\n  ".join(failures))
+        raise RunError(f"{len(failures)} run(s) failed (the report covers the others: "
+                       f"{report}):\n  " + "\n  ".join(failures))
     return report
 
 

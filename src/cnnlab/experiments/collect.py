@@ -110,16 +110,17 @@ def config_change(base: dict, cfg: dict) -> str:
     bl, cl = base["model"]["layers"], cfg["model"]["layers"]
     kinds = lambda layers: [next(iter(e)) for e in layers]  # noqa: E731
     if base["model"].get("input_shape") != cfg["model"].get("input_shape"):
-        parts.append(f"input {base['model'].get('input_shape')} -> {cfg['model'].get('input_shape')}")
+        parts.append(f"input {base['model'].get('input_shape')} -> "
+                     f"{cfg['model'].get('input_shape')}")
     if kinds(bl) != kinds(cl):
         parts.append(f"layers {' > '.join(kinds(cl))}")
     else:
         for i, (a, b) in enumerate(zip(bl, cl)):
             (kind, aa), = a.items()
-            ba = b[kind]
-            for k in sorted(set(aa or {}) | set(ba or {})):
-                if (aa or {}).get(k) != (ba or {}).get(k):
-                    parts.append(f"layer {i} ({kind}) {k}: {(aa or {}).get(k)} -> {(ba or {}).get(k)}")
+            aa, ba = aa or {}, b[kind] or {}
+            for k in sorted(set(aa) | set(ba)):
+                if aa.get(k) != ba.get(k):
+                    parts.append(f"layer {i} ({kind}) {k}: {aa.get(k)} -> {ba.get(k)}")
     for section in ("train", "data"):
         a, b = base.get(section) or {}, cfg.get(section) or {}
         for k in sorted(set(a) | set(b)):

@@ -173,20 +173,51 @@ def _sequential(todo, folder, log) -> list[str]:
 def _start(step: Step, folder: Path, threads: int) -> subprocess.Popen:
     cfg = step.job.cfg.with_overrides(train={"threads": threads})
     payload = json.dumps({"config": cfg.to_dict(), "folder": str(folder),
-                          "name": step.job.run_name, "action": step.action})
+                          "name": step.job.run_name, "action": step.action,
+                          "parent": os.getpid()})
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     with open(logs / f"{step.job.run_name}.log", "ab") as out:
+        # its own session: a terminal's Ctrl-C reaches only this process, which
+        # forwards exactly one signal (a second one would stop a run unsaved)
         return subprocess.Popen([sys.executable, "-m", "cnnlab.experiments.worker", payload],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
+                                stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+class _Signals:
+    """While running workers: SIGINT/SIGTERM are recorded, to be forwarded once to each."""
+
+    def __init__(self):
+        self.received, self.old = 0, {}
+
+    def _handler(self, signum, frame):
+        self.received = self.received or signum
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.old[sig] = signal.signal(sig, self._handler)
+            except ValueError:  # not the main thread: no handlers
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 def _parallel(todo, folder, jobs, log) -> list[str]:
     threads, pending, running, failures = threads_per_job(jobs), list(todo), {}, []
     stop_code, n, started = 0, len(todo), 0
-    try:
+    with _Signals() as signals:
         while (pending and not stop_code) or running:
+            if signals.received and not stop_code:
+                stop_code = (ExitStatus.INTERRUPTED if signals.received == signal.SIGINT
+                             else ExitStatus.TERMINATED)
+                for proc in running:  # each finishes its step, checkpoints and exits
+                    proc.send_signal(signals.received)
             while pending and not stop_code and len(running) < jobs:
                 step = pending.pop(0)
                 started += 1
@@ -200,14 +231,9 @@ def _parallel(todo, folder, jobs, log) -> list[str]:
                 if code in (ExitStatus.INTERRUPTED, ExitStatus.TERMINATED):
                     stop_code = stop_code or code
                 elif code not in (ExitStatus.OK, ExitStatus.NAN):
-                    failures.append(f"{name}: exit code {code}; see {folder / 'logs' / (name + '.log')}")
+                    log_file = folder / "logs" / f"{name}.log"
+                    failures.append(f"{name}: exit code {code}; see {log_file}")
                 log("  " + _done_line(folder, name, time.perf_counter() - t0))
-    except KeyboardInterrupt:
-        for proc in running:  # each finishes its step, checkpoints and exits 130
-            proc.send_signal(signal.SIGINT)
-        for proc in running:
-            proc.wait()
-        stop_code = ExitStatus.INTERRUPTED
     if stop_code:
         raise _interrupted(stop_code)
     return failures

@@ -23,10 +23,11 @@ def _plt():
     return plt
 
 
-def _colors(n: int):
+def _styles(n: int) -> list[tuple]:
+    """(color, linestyle) per variant: ten distinct colors, then the same with dashes, ..."""
     import matplotlib
-    cmap = matplotlib.colormaps["tab20"]
-    return [cmap(i % 20) for i in range(n)]
+    cmap = matplotlib.colormaps["tab10"]
+    return [(cmap(i % 10), ("-", "--", ":", "-.")[i // 10 % 4]) for i in range(n)]
 
 
 def mean_curve(runs, key: str):
@@ -55,12 +56,12 @@ def curves(rows: list[Summary], key: str, title: str, path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(10, 5.5))
     scale = POINTS if "accuracy" in key else 1.0
-    for row, color in zip(rows, [BASE_COLOR] + _colors(len(rows) - 1)):
+    for row, (color, style) in zip(rows, [(BASE_COLOR, "-")] + _styles(len(rows) - 1)):
         epochs, mean, std = mean_curve(row.finished, key)
         if not epochs:
             continue
         base = row is rows[0]
-        ax.plot(epochs, mean * scale, color=color, lw=2.6 if base else 1.4,
+        ax.plot(epochs, mean * scale, color=color, ls=style, lw=2.6 if base else 1.4,
                 marker="o" if len(epochs) < 6 else None, ms=4, label=row.group.name,
                 zorder=3 if base else 2)
         ax.fill_between(epochs, (mean - std) * scale, (mean + std) * scale, color=color,

@@ -182,8 +182,8 @@ def check_data(exp: Experiment) -> None:
         key = (d["name"], d["data_dir"], d["fallback"])
         try:
             if key not in loaded:
-                loaded[key] = load_dataset(d["name"], data_dir=d["data_dir"], fallback=d["fallback"],
-                                           progress=False)
+                loaded[key] = load_dataset(d["name"], data_dir=d["data_dir"],
+                                           fallback=d["fallback"], progress=False)
             ds, spec = loaded[key], v.cfg.spec
             prepare_images(ds.x_test[:1], spec.input_shape)
             binary = get_loss(v.cfg.train["loss"]).target == "binary"

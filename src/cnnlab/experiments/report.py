@@ -46,7 +46,8 @@ def delta_text(d: stats.Difference | None) -> str:
         return "-"
     if not d.tested:
         return f"{_signed(d.diff)} ({d.note})"
-    return f"{_signed(d.diff)} ± {d.se * POINTS:.2f} (p={d.p:.2g})" + (" *" if d.significant else "")
+    mark = " *" if d.significant else ""
+    return f"{_signed(d.diff)} ± {d.se * POINTS:.2f} (p={d.p:.2g}){mark}"
 
 
 def _epochs_text(epochs) -> str:
@@ -75,49 +76,63 @@ def _noise_words(d: stats.Difference) -> str:
 
 
 def finding(row: Summary, base: Summary) -> str:
+    head, text = finding_parts(row, base)
+    return f"{head}: {text}"
+
+
+def finding_parts(row: Summary, base: Summary) -> tuple[str, str]:
+    """(variant and its change, what the change did) in plain words."""
     g = row.group
-    head = f"{g.name} ({g.change})" if g.change and g.change != "base config" else g.name
-    if row is base:
-        if not row.finished:
-            return f"{head}: no finished runs yet."
-        return (f"{head}: final val accuracy {_pm(row.final)} %, train-val gap {_pm(row.gap)} pt, "
-                f"lowest val_loss at epoch {_epochs_text(row.best_epoch)}, "
-                f"{row.seconds_per_epoch:.1f} s per epoch.")
+    plain = not g.change or g.change in ("base", "base config")
+    head = g.name if plain else f"{g.name} ({g.change})"
     if not row.finished:
-        extra = f" Diverged (loss became NaN) in {row.diverged} of {len(g.runs)} runs." if row.diverged else ""
-        return f"{head}: no finished runs.{extra}"
-    d, gd = row.delta, row.gap_delta
-    parts = [f"{_signed(d.diff)} pt final val accuracy ({_noise_words(d)})"]
-    if row.gap and base.gap:
-        gap = (f"train-val gap {stats.mean(base.gap) * POINTS:.2f} -> "
-               f"{stats.mean(row.gap) * POINTS:.2f} pt")
-        if gd.significant:
-            gap += ": less overfitting" if gd.diff < 0 else ": more overfitting"
-        elif gd.tested:
-            gap += " (change within the noise)"
-        parts.append(gap)
-    if base.seconds_per_epoch and not math.isnan(row.seconds_per_epoch):
-        parts.append(f"{row.seconds_per_epoch / base.seconds_per_epoch:.2f}x the base's time per epoch")
-    if row.params and base.params:
-        parts.append("same parameters" if row.params == base.params else
-                     f"{row.params / base.params:.2f}x the parameters ({row.params:,})")
+        diverged = (f" Diverged (loss became NaN) in {row.diverged} of {len(g.runs)} runs."
+                    if row.diverged else "")
+        return head, f"no finished runs yet.{diverged}"
+    if row is base:
+        return head, (f"final val accuracy {_pm(row.final)} %, train-val gap {_pm(row.gap)} pt, "
+                      f"lowest val_loss at epoch {_epochs_text(row.best_epoch)}, "
+                      f"{row.seconds_per_epoch:.1f} s per epoch.")
+    parts = [f"{_signed(row.delta.diff)} pt final val accuracy ({_noise_words(row.delta)})",
+             _gap_words(row, base), *_cost_words(row, base)]
     if row.diverged:
         parts.append(f"diverged (loss became NaN) in {row.diverged} of {len(g.runs)} runs")
-    return f"{head}: " + "; ".join(parts) + "."
+    return head, "; ".join(p for p in parts if p) + "."
+
+
+def _gap_words(row: Summary, base: Summary) -> str:
+    if not (row.gap and base.gap):
+        return ""
+    gd = row.gap_delta
+    text = (f"train-val gap {stats.mean(base.gap) * POINTS:.2f} -> "
+            f"{stats.mean(row.gap) * POINTS:.2f} pt")
+    if gd.significant:
+        return text + (": less overfitting" if gd.diff < 0 else ": more overfitting")
+    return text + (" (change within the noise)" if gd.tested else "")
+
+
+def _cost_words(row: Summary, base: Summary) -> list[str]:
+    out = []
+    if base.seconds_per_epoch and not math.isnan(row.seconds_per_epoch):
+        ratio = row.seconds_per_epoch / base.seconds_per_epoch
+        out.append(f"{ratio:.2f}x the base's time per epoch")
+    if row.params and base.params:
+        out.append("same parameters" if row.params == base.params else
+                   f"{row.params / base.params:.2f}x the parameters ({row.params:,})")
+    return out
 
 
 def headline(rows: list[Summary]) -> list[str]:
-    better = [r.group.name for r in rows[1:] if r.delta and r.delta.significant and r.delta.diff > 0]
-    worse = [r.group.name for r in rows[1:] if r.delta and r.delta.significant and r.delta.diff < 0]
-    same = [r.group.name for r in rows[1:] if r.delta and r.delta.tested and not r.delta.significant]
-    untested = [r.group.name for r in rows[1:] if r.delta and not r.delta.tested]
-    out = []
-    for label, names in (("Better than the base, beyond the noise", better),
-                         ("Worse than the base, beyond the noise", worse),
-                         ("Within the noise", same), ("Not tested (too few seeds or runs)", untested)):
-        if names:
-            out.append(f"{label}: {', '.join(names)}.")
-    return out
+    """Which variants beat the base, lost to it, or did not differ, beyond the noise."""
+    def names(keep):
+        return [r.group.name for r in rows[1:] if keep(r.delta)]
+    groups = (("Better than the base, beyond the noise",
+               names(lambda d: d.significant and d.diff > 0)),
+              ("Worse than the base, beyond the noise",
+               names(lambda d: d.significant and d.diff < 0)),
+              ("Within the noise", names(lambda d: d.tested and not d.significant)),
+              ("Not tested (too few seeds or runs)", names(lambda d: not d.tested)))
+    return [f"{label}: {', '.join(n)}." for label, n in groups if n]
 
 
 # -- the table -------------------------------------------------------------------------------
@@ -179,12 +194,15 @@ def markdown(title: str, rows: list[Summary], notes: list[str], figures: list[Pa
     return "\n".join(lines) + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
-table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:4px 6px;
-text-align:right;vertical-align:top}th{background:#f0f0f0}td:nth-child(1),td:nth-child(2){
-text-align:left}td:nth-child(2){max-width:260px}tr.base{background:#f7f7f7;font-weight:600}
-.sig{color:#0a6}.signeg{color:#c22}figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}
-li{margin:.3em 0}.rule{font-size:13px;color:#555}"""
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ccc;padding:4px 6px;text-align:right;vertical-align:top}
+th{background:#f0f0f0;text-align:center}
+td:nth-child(1),td:nth-child(2){text-align:left}td:nth-child(2){max-width:260px}
+tr.base{background:#f7f7f7;font-weight:600}.sig{color:#0a6}.signeg{color:#c22}
+figure{margin:1.5em 0}img{max-width:100%;border:1px solid #eee}li{margin:.3em 0}
+.rule{font-size:13px;color:#555}"""
 
 
 def html_page(title: str, rows: list[Summary], notes: list[str], figures: list[Path]) -> str:
@@ -192,7 +210,8 @@ def html_page(title: str, rows: list[Summary], notes: list[str], figures: list[P
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{e(title)}</title>"
            f"<style>{_CSS}</style></head><body><h1>{e(title)}</h1><ul>"]
     out += [f"<li>{e(n)}</li>" for n in notes]
-    out += ["</ul><h2>Results</h2><table><tr>" + "".join(f"<th>{e(c)}</th>" for c in COLUMNS) + "</tr>"]
+    header = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
+    out += [f"</ul><h2>Results</h2><table><tr>{header}</tr>"]
     for r, cells in zip(rows, table_rows(rows)):
         cls = " class='base'" if r is rows[0] else ""
         tds = []
@@ -204,7 +223,7 @@ def html_page(title: str, rows: list[Summary], notes: list[str], figures: list[P
         out.append(f"<tr{cls}>{''.join(tds)}</tr>")
     out += [f"</table><p class='rule'>Significance: {e(stats.RULE)}</p><h2>Findings</h2><ul>"]
     out += [f"<li><b>{e(h)}</b></li>" for h in headline(rows)]
-    out += [f"<li>{e(finding(r, rows[0]))}</li>" for r in rows]
+    out += ["<li><b>{}</b>: {}</li>".format(*map(e, finding_parts(r, rows[0]))) for r in rows]
     out += ["</ul><h2>Curves</h2>"]
     captions = dict(FIGURES)
     for p in figures:
@@ -221,7 +240,8 @@ def _notes(groups: list[Group], extra: list[str]) -> list[str]:
     epochs = sorted({r.metrics.get("epochs") for r in runs if r.metrics.get("epochs")})
     threads = sorted({(r.metrics.get("environment") or {}).get("threads") for r in runs} - {None})
     seeds = sorted({r.metrics.get("seed") for r in runs if r.metrics.get("seed") is not None})
-    notes = list(extra) + [f"Base: {groups[0].name}. Data: {', '.join(datasets) or '-'}. "
+    notes = list(extra) + [f"Compared with: {groups[0].name} (the first row). "
+                           f"Data: {', '.join(datasets) or '-'}. "
                            f"Epochs: {', '.join(map(str, epochs)) or '-'}. "
                            f"Seeds: {', '.join(map(str, seeds)) or '-'}."]
     notes.append("Accuracies in percent, mean ± std over seeds; gap = final train accuracy "

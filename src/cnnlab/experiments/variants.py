@@ -229,7 +229,7 @@ def check_variant(ops) -> dict:
     if ops is None:
         return {}
     if not isinstance(ops, dict):
-        raise ConfigError(f"Expected a mapping of changes such as {{set: {{dense: {{units: 128}}}}}}. "
+        raise ConfigError("Expected a mapping of changes such as {set: {dense: {units: 128}}}. "
                           f"Received {ops!r}.")
     unknown = sorted(set(ops) - set(VARIANT_KEYS))
     if unknown:
@@ -264,7 +264,8 @@ def _args_text(args: dict) -> str:
 def _value_text(v) -> str:
     if isinstance(v, dict) and len(v) == 1:
         (k, inner), = v.items()
-        return f"{k}({_value_text(inner)})" if not isinstance(inner, dict) else f"{k}({_args_text(inner)})"
+        inner_text = _args_text(inner) if isinstance(inner, dict) else _value_text(inner)
+        return f"{k}({inner_text})"
     if isinstance(v, dict):
         return "{" + _args_text(v) + "}"
     if isinstance(v, (list, tuple)):
@@ -316,7 +317,8 @@ def describe(ops) -> str:
             new = ", ".join(_layer_text(x) for x in _as_list(item.get("layer", item.get("layers"))))
             parts.append(f"{new} {where} {item.get(where)}")
     if ops.get("batchnorm_after") is not None:
-        parts.append("BatchNormalization after " + ", ".join(map(str, _as_list(ops["batchnorm_after"]))))
+        names = ", ".join(map(str, _as_list(ops["batchnorm_after"])))
+        parts.append(f"BatchNormalization after {names}")
     for section in ("train", "data"):
         for k, v in (ops.get(section) or {}).items():
             parts.append(_optimizer_text(v) if k == "optimizer" else f"{k}={_value_text(v)}")
