@@ -77,8 +77,9 @@ def test_signal_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(
     assert stopped.exit_code == code
     name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
     epoch, in_epoch = divmod(step, 6)
-    assert stopped.message == (f"Interrupted by {name}: checkpoint saved at epoch {epoch + 1}, "
-                               f"step {in_epoch}. Resume with: cnnlab train --resume {stopped.run_dir}")
+    at = f"epoch {epoch + 1}, step {in_epoch}" if in_epoch else f"the end of epoch {epoch}"
+    assert stopped.message == (f"Interrupted by {name}: checkpoint saved at {at}. "
+                               f"Resume with: cnnlab train --resume {stopped.run_dir}")
     assert stopped.metrics["status"] == "interrupted"
     assert read_checkpoint_meta(stopped.run_dir / "checkpoint.safetensors")["position"]["global_step"] == step
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back

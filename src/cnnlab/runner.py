@@ -40,7 +40,7 @@ from .plots import plot_history
 from .runs import check_name, create_run_dir, find_run, read_json, write_history, write_json
 from .summary import summary_text
 from .train import callbacks as cbs
-from .train.checkpoint import Checkpointer, read_checkpoint_meta, restore_checkpoint
+from .train.checkpoint import Checkpointer, read_checkpoint_meta, restore_checkpoint, where
 from .train.data import to_arrays
 from .train.loop import Position, seed_everything
 from .train.schedules import OneCycle
@@ -352,7 +352,7 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
                                callbacks=[*user_callbacks, writer])]
     if not quiet:
         stream.write(f"Data: {ds.source}\n" if resume is None else
-                     f"Resuming {run_dir} at epoch {position.epoch + 1}, step {position.step}\n")
+                     f"Resuming {run_dir} at {where(position)}\n")
     guard = SignalStop(trainer, run_dir) if handle_signals else None
     try:
         if guard:
@@ -377,8 +377,7 @@ def _finish(run_dir, model, trainer, metrics, times) -> RunResult:
     if reason in ("SIGINT", "SIGTERM"):
         metrics["status"] = "interrupted"
         code = ExitStatus.INTERRUPTED if reason == "SIGINT" else ExitStatus.TERMINATED
-        message = (f"Interrupted by {reason}: checkpoint saved at epoch "
-                   f"{trainer.position.epoch + 1}, step {trainer.position.step}. "
+        message = (f"Interrupted by {reason}: checkpoint saved at {where(trainer.position)}. "
                    f"Resume with: cnnlab train --resume {run_dir}")
     elif reason == "nan":
         metrics["status"] = "nan"

@@ -171,6 +171,13 @@ def _restore_callbacks(path, tensors, saved: dict, callbacks) -> None:
             cb.set_state(state)
 
 
+def where(pos: Position) -> str:
+    """Position in words: "epoch 2, step 3" or, between epochs, "the end of epoch 1"."""
+    if pos.step == 0 and pos.epoch > 0:
+        return f"the end of epoch {pos.epoch}"
+    return f"epoch {pos.epoch + 1}, step {pos.step}"
+
+
 def weights_finite(net: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in net.state_dict().values()
                if t.is_floating_point())
@@ -198,9 +205,8 @@ class Checkpointer(Callback):
             if not self._warned:
                 self._warned = True
                 pos = self.trainer.position
-                print(f"cnnlab: warning: the weights are NaN or infinite at epoch {pos.epoch + 1}, "
-                      f"step {pos.step}; keeping the last good checkpoint {self.path}.",
-                      file=sys.stderr)
+                print(f"cnnlab: warning: the weights are NaN or infinite at {where(pos)}; "
+                      f"keeping the last good checkpoint {self.path}.", file=sys.stderr)
             return False
         save_checkpoint(self.path, self.trainer, self.extra, self.callbacks)
         self.saved += 1
