@@ -145,7 +145,7 @@ def test_errors_for_misuse():
         model.compile(loss="hinge", optimizer="adam")
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
     x, y = tiny_data()
-    with pytest.raises(DataError, match=r"Expected training images of shape \(N, 8, 8, 1\)"):
+    with pytest.raises(DataError, match=r"Expected training images of shape \(8, 8, 1\) \(64 values\)"):
         model.fit(x[:, :4], y, verbose=0)
     with pytest.raises(ConfigError, match="batch_size"):
         model.fit(x, y, batch_size=0, verbose=0)

@@ -43,7 +43,7 @@ class KerasSequential(nn.Module):
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             if i == last and logits and self.output_activation:
-                x = _without_activation(layer, x)
+                x = layer(x, activate=False)  # the loss applies softmax/sigmoid itself, stably
             else:
                 x = layer(x)
         if self.image_output:
@@ -82,17 +82,6 @@ def _output_activation(spec: ModelSpec) -> str | None:
         if name in OUTPUT_ACTIVATIONS:
             return name
     return None
-
-
-def _without_activation(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    act = getattr(module, "activation", None)
-    if isinstance(module, nn.Module) and type(module).__name__ == "ActivationModule":
-        return x
-    module.activation = None
-    try:
-        return module(x)
-    finally:
-        module.activation = act
 
 
 def _move_activations_after_max_pooling(spec: ModelSpec, modules: nn.ModuleList) -> None:

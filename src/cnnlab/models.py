@@ -26,7 +26,7 @@ from .layers.base import Layer
 from .spec import ModelSpec
 from .summary import summary_text
 from .train import callbacks as cb
-from .train.data import to_arrays
+from .train.data import to_arrays, to_images
 from .train.loop import Trainer, seed_everything
 
 
@@ -67,10 +67,10 @@ class Sequential:
             self.to_spec()  # validates shapes now, as Keras does when the input is known
 
     def _known_input(self) -> bool:
-        first = self._layers[0] if self._layers else None
-        return self._input_shape is not None or (first is not None and (
-            first.input_shape is not None or first.keras_name == "Input")) and len(self._layers) > (
-            1 if first.keras_name == "Input" else 0)
+        first = self._layers[0]
+        if first.keras_name == "Input":
+            return len(self._layers) > 1  # an Input alone is not a model yet
+        return self._input_shape is not None or first.input_shape is not None
 
     @property
     def layers(self) -> list[Layer]:
@@ -211,8 +211,7 @@ class Sequential:
     @torch.inference_mode()
     def predict(self, x, batch_size=None, verbose="auto") -> np.ndarray:
         spec = self.to_spec()
-        from .train.data import _images
-        xt, scale = _images(x, spec.input_shape, "images")
+        xt, scale = to_images(x, spec.input_shape, "images")
         net = self.net
         was = net.training
         net.eval()

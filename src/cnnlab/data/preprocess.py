@@ -35,8 +35,13 @@ def prepare_images(x, input_shape) -> np.ndarray:
     if x.dtype != np.uint8:
         raise DataError(f"Invalid images. Expected uint8 pixels (0-255), scaled later per batch. "
                         f"Received dtype {x.dtype}.")
+    return fit_to_input(x, input_shape)
+
+
+def fit_to_input(x: np.ndarray, input_shape, what: str = "images") -> np.ndarray:
+    """`prepare_images`'s reshaping for arrays of any dtype (the lecture's float images too)."""
     if x.ndim < 2:
-        raise DataError(f"Invalid images. Expected an array of shape (N, H, W) or (N, H, W, C). "
+        raise DataError(f"Invalid {what}. Expected an array of shape (N, H, W) or (N, H, W, C). "
                         f"Received shape {x.shape}.")
     target = tuple(None if d is None else int(d) for d in input_shape)
     image = x.shape[1:]
@@ -47,8 +52,8 @@ def prepare_images(x, input_shape) -> np.ndarray:
         return x[..., np.newaxis]                       # (N, H, W) -> (N, H, W, 1)
     if None not in target and int(np.prod(target, dtype=np.int64)) == int(np.prod(image, dtype=np.int64)):
         return x.reshape((len(x), *target))             # (N, 28, 28) -> (N, 784), etc.
-    raise DataError(f"The data does not fit the model's input. Expected images of shape "
-                    f"{_shape_text(target)}. Received images of shape {_shape_text(image)}.")
+    raise DataError(f"The data does not fit the model's input. Expected {what} of shape "
+                    f"{_shape_text(target)}. Received {what} of shape {_shape_text(image)}.")
 
 
 def scale_images(x) -> np.ndarray:

@@ -56,10 +56,11 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         self.extra_pad = None if symmetric else (left, right, top, bottom)
         self.activation = activation
 
-    def forward(self, x):  # (N, C_in, H, W) -> (N, filters, H', W')
+    def forward(self, x, activate: bool = True):  # (N, C_in, H, W) -> (N, filters, H', W')
         if self.extra_pad is not None:
             x = F.pad(x, self.extra_pad)
-        return _apply(self.activation, super().forward(x), image=True)
+        y = super().forward(x)
+        return _apply(self.activation, y, image=True) if activate else y
 
     def keras_weights(self):
         w = [self.weight.detach().permute(2, 3, 1, 0).numpy()]  # -> (kh, kw, c_in, c_out)
@@ -80,12 +81,12 @@ class Linear(WeightedMixin, nn.Linear):
         self.activation = activation
         self.image = image
 
-    def forward(self, x):
+    def forward(self, x, activate: bool = True):
         if self.image:  # (N, C, H, W) -> (N, H, W, C) -> dense -> back
             y = super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
         else:
             y = super().forward(x)
-        return _apply(self.activation, y, self.image)
+        return _apply(self.activation, y, self.image) if activate else y
 
     def keras_weights(self):
         w = [self.weight.detach().t().numpy()]  # -> (in, units)
@@ -188,8 +189,8 @@ class ActivationModule(nn.Module):
         super().__init__()
         self.activation, self.image = activation, image
 
-    def forward(self, x):
-        return _apply(self.activation, x, self.image)
+    def forward(self, x, activate: bool = True):
+        return _apply(self.activation, x, self.image) if activate else x
 
 
 class Dropout(nn.Dropout):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.preprocess import fit_to_input
 from ..errors import DataError
 from ..losses import Loss
 
@@ -30,28 +31,16 @@ class Arrays:
         return xb, self.y[index], self.y_index[index]
 
 
-def _fit_shape(x: np.ndarray, input_shape: tuple, what: str) -> np.ndarray:
-    """Add a channel axis or flatten when the sizes match, as the lecture's data needs."""
-    if x.ndim < 1:
-        raise DataError(f"Expected {what} as an array of shape (N, {', '.join(map(str, input_shape))}). "
-                        f"Received a scalar.")
-    if tuple(x.shape[1:]) == tuple(input_shape):
-        return x
-    if int(np.prod(x.shape[1:])) == int(np.prod(input_shape)):
-        return x.reshape(x.shape[0], *input_shape)
-    raise DataError(f"Expected {what} of shape (N, {', '.join(map(str, input_shape))}) to match "
-                    f"the model's input. Received shape {tuple(x.shape)}.")
-
-
-def _images(x, input_shape, what) -> tuple[torch.Tensor, float]:
+def to_images(x, input_shape, what) -> tuple[torch.Tensor, float]:
+    """Images as a tensor (N, *input_shape) and the factor that scales a batch to [0, 1]."""
     x = np.asarray(x)
     if x.dtype == np.uint8:
-        return torch.from_numpy(np.ascontiguousarray(_fit_shape(x, input_shape, what))), 1 / 255
+        return torch.from_numpy(np.ascontiguousarray(fit_to_input(x, input_shape, what))), 1 / 255
     if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
         raise DataError(f"Expected {what} as numbers (uint8 or float). Received dtype {x.dtype}.")
-    x = _fit_shape(x, input_shape, what).astype(np.float32, copy=False)
+    x = fit_to_input(x, input_shape, what).astype(np.float32, copy=False)
     if not np.isfinite(x).all():
-        raise DataError(f"{what} contains NaN or infinite values.")
+        raise DataError(f"The {what} contain NaN or infinite values.")
     return torch.from_numpy(np.ascontiguousarray(x)), 1.0
 
 
@@ -87,6 +76,6 @@ def _targets(y, n: int, loss: Loss, num_outputs: int, what: str):
 
 def to_arrays(x, y, input_shape: tuple, loss: Loss, num_outputs: int,
               what: str = "training") -> Arrays:
-    xt, scale = _images(x, input_shape, f"{what} images")
+    xt, scale = to_images(x, input_shape, f"{what} images")
     yt, yi = _targets(y, xt.shape[0], loss, num_outputs, f"{what} labels")
     return Arrays(xt, yt, yi, scale)
