@@ -50,6 +50,16 @@ def test_set_changes_filters_units_kernel_size_and_strides():
     assert cfg.spec.output_shapes[0] == (24, 24, 64)
 
 
+def test_set_changes_a_dropout_rate_an_initializer_and_a_regularizer():
+    base = apply_variant(BASE, {"insert": {"after": "dense", "layer": {"Dropout": {"rate": 0.5}}}})
+    cfg = RunConfig.from_dict(apply_variant(base, {"set": {
+        "dropout": {"rate": 0.2},
+        "dense": {"kernel_initializer": "he_normal", "kernel_regularizer": {"l1": 0.001}}}}))
+    assert layers(cfg)[6] == ("Dropout", {"rate": 0.2})
+    assert layers(cfg)[5][1]["kernel_initializer"] == "he_normal"
+    assert layers(cfg)[5][1]["kernel_regularizer"] == {"l1": 0.001}
+
+
 def test_layers_are_addressed_by_index_too_and_negative_from_the_end():
     cfg = variant({"set": {0: {"filters": 8}, -2: {"units": 16}}})
     assert layers(cfg)[0][1]["filters"] == 8 and layers(cfg)[5][1]["units"] == 16
@@ -287,9 +297,9 @@ def test_welch_by_hand():
 
 def test_welch_without_a_noise_estimate():
     d = stats.welch([0.9], [0.95, 0.96])
-    assert not d.tested and not d.significant and d.note == "no noise estimate (1 seed)"
+    assert not d.tested and not d.significant and d.note == "no noise estimate: 1 seed"
     assert d.diff == pytest.approx(0.055)
-    assert stats.welch([0.9, 0.9], [0.91, 0.91]).note.startswith("no noise estimate (every seed")
+    assert stats.welch([0.9, 0.9], [0.91, 0.91]).note.startswith("no noise estimate: every seed")
     assert not stats.welch([0.9, 0.91], [0.9, 0.91]).significant
     assert stats.welch([], [0.9]).note == "no finished runs"
 

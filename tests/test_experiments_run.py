@@ -245,7 +245,7 @@ def test_compare_pools_seeds_and_reports_any_runs(done, tmp_path):
     assert list(rows) == ["base", "sgd"]
     assert rows["base"]["runs_finished"] == "2" and rows["sgd"]["runs_finished"] == "1"
     assert rows["sgd"]["change"].startswith("optimizer: ")
-    assert "no noise estimate (1 seed)" in rows["sgd"]["finding"]
+    assert "no noise estimate: 1 seed" in rows["sgd"]["finding"]
     final = read_json(folder / "sgd-s0" / "metrics.json")["final_val_accuracy"]
     assert float(rows["sgd"]["final_val_accuracy_mean"]) == final
     assert report.read_text().count("data:image/png;base64,") == 3

@@ -235,7 +235,7 @@ def html_page(title: str, rows: list[Summary], notes: list[str], figures: list[P
 
 
 def _notes(groups: list[Group], extra: list[str]) -> list[str]:
-    runs = [r for g in groups for r in g.runs if r.metrics]
+    runs = [r for g in groups for r in g.runs if (r.metrics.get("data") or {}).get("name")]
     datasets = sorted({(r.metrics.get("data") or {}).get("name", "?") for r in runs})
     epochs = sorted({r.metrics.get("epochs") for r in runs if r.metrics.get("epochs")})
     threads = sorted({(r.metrics.get("environment") or {}).get("threads") for r in runs} - {None})
@@ -248,7 +248,9 @@ def _notes(groups: list[Group], extra: list[str]) -> list[str]:
                  "(Keras's running mean over the last epoch) minus final val accuracy; "
                  "s/epoch = mean wall-clock seconds per epoch"
                  + (f" (torch threads per run: {', '.join(map(str, threads))})" if threads else "")
-                 + ". Every number is read from the runs' metrics.json and history.json.")
+                 + "; it varies with the machine's load, so compare it only between runs made "
+                 "side by side on a quiet machine. Every number is read from the runs' "
+                 "metrics.json and history.json.")
     return notes
 
 

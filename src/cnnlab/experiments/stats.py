@@ -107,12 +107,12 @@ def welch(a, b) -> Difference:
     diff = mean(b) - mean(a)
     if len(a) < 2 or len(b) < 2:
         return Difference(diff, math.nan, math.nan, math.nan,
-                          f"no noise estimate ({min(len(a), len(b))} seed)")
+                          f"no noise estimate: {min(len(a), len(b))} seed")
     va, vb = std(a) ** 2 / len(a), std(b) ** 2 / len(b)
     se = math.sqrt(va + vb)
     if se == 0.0:
         return Difference(diff, 0.0, math.nan, math.nan,
-                          "no noise estimate (every seed gave the same value)")
+                          "no noise estimate: every seed gave the same value")
     # Welch-Satterthwaite degrees of freedom
     df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
     return Difference(diff, se, df, t_two_sided_p(diff / se, df))
