@@ -33,7 +33,7 @@ import torch
 
 from . import __version__
 from .config import RunConfig
-from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError
+from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError, SpecError
 from .io import atomic_write
 from .models import Sequential
 from .plots import plot_history
@@ -82,10 +82,12 @@ def load_data(cfg: RunConfig, progress: bool = True):
     x_train = prepare_images(ds.x_train, spec.input_shape)
     x_test = prepare_images(ds.x_test, spec.input_shape)
     y_train, y_test = ds.y_train, ds.y_test
+    if len(ds.x_train) == 0:
+        raise DataError(f"Dataset {ds.name!r} has no training images. Expected at least one.")
     if len(ds.class_names) > spec.num_outputs and loss.target != "binary":
-        raise DataError(f"Dataset {ds.name!r} has {len(ds.class_names)} classes, but the model's "
-                        f"last layer has {spec.num_outputs} units. Expected units >= "
-                        f"{len(ds.class_names)}.")
+        n = len(ds.class_names)
+        raise DataError(f"Dataset {ds.name!r} has {n} classes (labels 0 to {n - 1}), but the "
+                        f"model's last layer has {spec.num_outputs} units. Expected units >= {n}.")
     if d["validation"] != "test":
         split = int(len(x_train) * (1 - d["validation"]))
         x_test, y_test = x_train[split:], y_train[split:]
@@ -278,6 +280,26 @@ def check_new_run(root, name: str | None) -> None:
 
 # -- the run ---------------------------------------------------------------------------
 
+# float32 copies per parameter while training: weights, gradients, two optimizer moments
+TRAINING_COPIES = 4
+
+
+def check_model_fits(spec) -> None:
+    """SpecError, before anything is allocated, for a model larger than this machine's memory."""
+    from .summary import totals
+    params = totals(spec)["total_params"]
+    need = params * 4 * TRAINING_COPIES
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return
+    if need > have:
+        raise SpecError(f"The model has {params:,} parameters: training it needs about "
+                        f"{need / 2**30:.1f} GiB (weights, gradients and optimizer state), more "
+                        f"than this machine's {have / 2**30:.1f} GiB of memory. Expected a smaller "
+                        "model (fewer units or filters, or pooling before Flatten).")
+
+
 def build_model(cfg: RunConfig, seed: int | None) -> Sequential:
     """The compiled model; seeded initial weights for a new run (`seed`), any for a resume."""
     t = cfg.train
@@ -311,6 +333,7 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
         run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
     else:
         check_new_run(out, name)
+    check_model_fits(cfg.spec)
     t = cfg.train
     if t["threads"]:
         torch.set_num_threads(t["threads"])

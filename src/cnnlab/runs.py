@@ -17,8 +17,8 @@ import re
 import time
 from pathlib import Path
 
-from .errors import ConfigError, RunError
-from .io import atomic_write
+from .errors import ConfigError, DiskError, RunError
+from .io import atomic_write, disk_error
 
 DEFAULT_ROOT = Path("runs")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -34,7 +34,13 @@ def check_name(name: str) -> str:
 def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
     """A new, empty run directory; an existing run is never reused."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DiskError(f"Could not create the runs folder {root}: it is a file. Expected a "
+                        "folder (--out).") from None
+    except OSError as err:
+        raise disk_error(root, err) from None
     if name is not None:
         path = root / check_name(name)
         try:
@@ -42,6 +48,8 @@ def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
         except FileExistsError:
             raise RunError(f"A run named {name!r} already exists in {root}. Choose another "
                            f"--name, or resume it with --resume {path}.") from None
+        except OSError as err:
+            raise disk_error(path, err) from None
         return path
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for i in range(1000):
@@ -51,6 +59,8 @@ def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
             return path
         except FileExistsError:
             continue
+        except OSError as err:
+            raise disk_error(path, err) from None
     raise RunError(f"Could not create a new run directory in {root}.")
 
 
