@@ -104,7 +104,13 @@ def check_targets(summary: dict, images: int) -> list[dict]:
 
 
 def time_to_target(val_accuracy: list[float], epoch_s: list[float], target: float):
-    """(seconds, epochs) of training until validation accuracy first reaches `target`, or None."""
+    """(seconds, epochs) of training until validation accuracy first reaches `target`, or None.
+
+    >>> time_to_target([0.80, 0.86, 0.85, 0.90], [10.0, 9.0, 9.0, 9.0], 0.85)
+    (19.0, 2)
+    >>> time_to_target([0.80], [10.0], 0.85) is None
+    True
+    """
     elapsed = 0.0
     for epoch, (acc, s) in enumerate(zip(val_accuracy, epoch_s), start=1):
         elapsed += s
@@ -194,7 +200,7 @@ def _threads(value) -> str:
 
 
 def targets_table(targets: list[dict]) -> str:
-    rows = [[t["target"], _fmt(t["value"], ".2f") if t["value"] is not None else "-", t["goal"],
+    rows = [[t["target"], _fmt(t["value"], ",.0f" if (t["value"] or 0) >= 100 else ".2f"), t["goal"],
              t["verdict"] + (f" ({t['note']})" if t["note"] else "")] for t in targets]
     return table(["cnnlab target", "value", "goal", "verdict"], rows)
 
@@ -202,13 +208,14 @@ def targets_table(targets: list[dict]) -> str:
 def tta_table(summary: dict, target: float) -> str:
     header = ["run", "epochs", "train s", "final val acc", f"s to {target:.4f}",
               "epochs to it", "reached", "speedup"]
-    rows = []
+    rows, notes = [], []
     for name, s in summary.items():
         if s["status"] != "ok":
-            rows.append([name, f"{s['status']}: {s.get('reason', '')}"] + ["-"] * (len(header) - 2))
+            rows.append([name, s["status"]] + ["-"] * (len(header) - 2))
+            notes.append(f"{name}: {s['status']}: {s.get('reason', '')}")
             continue
         rows.append([name, _fmt(s["epochs"], ".0f"), _fmt(s["train_s"], ".1f"),
                      _fmt(s["final_val_accuracy"], ".4f"), _fmt(s["time_to_target_s"], ".1f"),
                      _fmt(s["epochs_to_target"], ".0f"), s["reached"],
                      _fmt(s.get("speedup_vs_baseline"), ".2f")])
-    return table(header, rows)
+    return table(header, rows) + ("\n" + "\n".join(notes) if notes else "")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the competitors of benchmarks/epoch_time.py, each into its own venv
 # under benchmarks/.venvs/ (ignored by git). Idempotent: a venv whose packages
-# already import is left as it is.
+# import at the pinned versions is left as it is; any other is made anew.
 #
 #   bash benchmarks/setup.sh              # all three
 #   bash benchmarks/setup.sh tf keras-jax # only some
@@ -35,7 +35,6 @@ make_venv() {
     echo "[setup] $name: creating $venv with: $*"
     rm -rf "$venv"  # a half-made venv from an interrupted run
     "$PYTHON" -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet "$@"
     "$venv/bin/python" -c "$check"
     echo "[setup] $name: ok"
@@ -49,18 +48,24 @@ want() {  # want NAME: true when NAME was asked for (or nothing was)
 }
 
 SELECTED=("$@")
+for s in "${SELECTED[@]}"; do
+    case "$s" in
+        tf|keras-jax|keras-torch) ;;
+        *) echo "[setup] unknown venv '$s'; expected tf, keras-jax or keras-torch" >&2; exit 2 ;;
+    esac
+done
 
 if want tf; then
-    make_venv tf "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; import tensorflow as tf; print('tensorflow', tf.__version__)" \
+    make_venv tf "import os; os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'; import tensorflow as tf; assert tf.__version__ == '$TF_VERSION', tf.__version__; print('tensorflow', tf.__version__)" \
         "tensorflow-cpu==$TF_VERSION" numpy
 fi
 if want keras-jax; then
     # Keras's default backend is TensorFlow, which these venvs lack: name the backend.
-    make_venv keras-jax "import os; os.environ['KERAS_BACKEND'] = 'jax'; import jax, keras; print('keras', keras.__version__, 'jax', jax.__version__)" \
+    make_venv keras-jax "import os; os.environ['KERAS_BACKEND'] = 'jax'; import jax, keras; assert (keras.__version__, jax.__version__) == ('$KERAS_VERSION', '$JAX_VERSION'); print('keras', keras.__version__, 'jax', jax.__version__)" \
         "keras==$KERAS_VERSION" "jax[cpu]==$JAX_VERSION"
 fi
 if want keras-torch; then
-    make_venv keras-torch "import os; os.environ['KERAS_BACKEND'] = 'torch'; import torch, keras; print('keras', keras.__version__, 'torch', torch.__version__)" \
+    make_venv keras-torch "import os; os.environ['KERAS_BACKEND'] = 'torch'; import torch, keras; assert keras.__version__ == '$KERAS_VERSION' and torch.__version__.startswith('$TORCH_VERSION'); print('keras', keras.__version__, 'torch', torch.__version__)" \
         "torch==$TORCH_VERSION" "keras==$KERAS_VERSION"
 fi
 
