@@ -86,6 +86,8 @@ class ModelSpec:
     def from_layers(cls, layers, input_shape=None, name="sequential") -> "ModelSpec":
         """Layers as the Python API holds them; the input shape may sit on the first layer."""
         layers = list(layers)
+        if input_shape is not None:  # checked first: the comparisons below need a tuple
+            input_shape = shape_tuple(input_shape, "input_shape")
         if layers and isinstance(layers[0], layer_registry.Input):
             if input_shape is not None and tuple(input_shape) != layers[0].config["shape"]:
                 raise SpecError(f"Two different input shapes: input_shape={list(input_shape)} "
