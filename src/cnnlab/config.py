@@ -88,8 +88,15 @@ def _positive_int(section, key, value, allow_none=False):
 
 def _check_train(t: dict) -> dict:
     _check_keys("train", t, TRAIN_DEFAULTS)
+    if not isinstance(t["loss"], str):  # the registries look names up in dicts: strings only
+        raise ConfigError(f"Invalid value for `train.loss`. Expected a loss name such as "
+                          f"categorical_crossentropy. Received {t['loss']!r}.")
     get_loss(t["loss"])
-    optimizers.get(t["optimizer"])
+    opt = t["optimizer"]
+    if not isinstance(opt.get("name") if isinstance(opt, dict) else opt, str):
+        raise ConfigError(f"Invalid value for `train.optimizer`. Expected a name such as adam or "
+                          f"a mapping such as {{name: sgd, learning_rate: 0.01}}. Received {opt!r}.")
+    optimizers.get(opt)
     for key in ("batch_size", "epochs", "validation_freq"):
         _positive_int("train", key, t[key])
     _positive_int("train", "threads", t["threads"], allow_none=True)
