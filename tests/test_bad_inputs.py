@@ -198,7 +198,8 @@ CASES = [
     Case("resume with another config", ["train", "--resume", "done", "--out", "runs", "--epochs",
                                         "3", "--batch-size", "8"], 5,
          "Cannot resume runs/done with a different config. Differences:\n  train.batch_size: run "
-         "has 16, now 8\nOnly --epochs, --threads, --data-dir and --no-fallback may change"),
+         "has 16, now 8\nOnly --epochs, --threads, --checkpoint-every, --data-dir and "
+         "--no-fallback may change"),
     Case("run not found", ["predict", "ghost", "x.png", "--out", "runs"], 5, "No run found at "
          "'ghost'"),
     # -- weights ----------------------------------------------------------------------------

@@ -121,6 +121,20 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(setup, monk
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_signal_just_before_the_loop_starts_still_stops_it(setup, monkeypatch):
+    tmp, cfg, _ = setup
+    fit = loop.Trainer.fit
+
+    def signalled_fit(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # lands after the handlers, before the first step
+        return fit(self, *args, **kwargs)
+    monkeypatch.setattr(loop.Trainer, "fit", signalled_fit)
+    r = train_run(cfg, out=tmp / "runs", name="x", quiet=True, handle_signals=True)
+    assert r.exit_code == ExitStatus.TERMINATED
+    assert "checkpoint saved at epoch 1, step 0." in r.message
+    assert read_checkpoint_meta(r.run_dir / "checkpoint.safetensors")["position"]["global_step"] == 0
+
+
 def test_resume_after_a_kill_between_metrics_and_checkpoint(setup, monkeypatch):
     """metrics.json and history.json ahead of the checkpoint: the checkpoint wins."""
     tmp, cfg, _ = setup
@@ -186,7 +200,7 @@ def test_resume_with_a_different_config_lists_the_differences(setup, capsys, mon
     assert "  train.batch_size: run has 16, now 8" in err
     assert ("  train.optimizer: run has {'name': 'adam', 'learning_rate': 0.001}, now "
             "{'name': 'adam', 'learning_rate': 0.1}") in err
-    assert "Only --epochs, --threads, --data-dir and --no-fallback may change" in err
+    assert "Only --epochs, --threads, --checkpoint-every, --data-dir and --no-fallback may change" in err
 
 
 def test_resume_with_fewer_epochs_than_done_is_refused(setup, capsys, monkeypatch):

@@ -48,8 +48,8 @@ from .train.schedules import OneCycle
 # What --resume may change: the length of the run, and where the data and the CPU
 # threads come from (the data's SHA-256 is checked against the run's; a different
 # thread count may change the last bits of the results).
-RESUMABLE_CHANGES = {("train", "epochs"), ("train", "threads"), ("data", "data_dir"),
-                     ("data", "fallback")}
+RESUMABLE_CHANGES = {("train", "epochs"), ("train", "threads"), ("train", "checkpoint_every_steps"),
+                     ("data", "data_dir"), ("data", "fallback")}
 CHECKPOINT = "checkpoint.safetensors"
 RUN_FORMAT = "cnnlab-run-1"   # in metrics.json: marks a directory cnnlab created
 
@@ -159,14 +159,22 @@ def environment(device, threads) -> dict:
 
 # -- signals ----------------------------------------------------------------------
 
-class SignalStop:
+class SignalStop(cbs.Callback):
     """Ctrl-C / SIGTERM: finish the current step, checkpoint, exit 130 / 143.
 
     A second signal stops at once without saving (the last checkpoint is intact).
+    Used as a context manager around `fit` (installs and restores the handlers)
+    and as its first callback: a signal that arrives before the loop starts
+    still stops it (`fit` clears `stop_training` when it begins).
     """
 
     def __init__(self, trainer, run_dir: Path):
+        super().__init__()
         self.trainer, self.run_dir, self.old = trainer, run_dir, {}
+
+    def on_train_begin(self, logs=None):
+        if self.trainer.stop_reason in ("SIGINT", "SIGTERM"):
+            self.trainer.stop_training = True
 
     def _handler(self, signum, frame):
         name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
@@ -230,8 +238,9 @@ def resolve_resume(run_ref, root, new_cfg: RunConfig | None,
     if diffs:
         lines = "\n".join(f"  {s}.{k}: run has {o!r}, now {n!r}" for s, k, o, n in diffs)
         raise RunError(f"Cannot resume {run_dir} with a different config. Differences:\n{lines}\n"
-                       "Only --epochs, --threads, --data-dir and --no-fallback may change on "
-                       "resume; start a new run to change anything else.")
+                       "Only --epochs, --threads, --checkpoint-every, --data-dir and "
+                       "--no-fallback may change on resume; start a new run to change anything "
+                       "else.")
     ckpt = run_dir / CHECKPOINT
     if not ckpt.exists():
         raise RunError(f"Run {run_dir} has no checkpoint to resume from (it stopped before its "
@@ -325,6 +334,19 @@ def start_run_dir(cfg: RunConfig, out, name, prefix) -> Path:
     return run_dir
 
 
+def run_callbacks(t: dict, user_callbacks, times: list, quiet: bool, stream) -> list:
+    """The schedule, the user's callbacks, the epoch timer and the progress bar, in order.
+
+    The run's own writers (History, RunWriter, Checkpointer) come after these, so that
+    what they record includes what the user's callbacks added to the logs.
+    """
+    out = [OneCycle(**(t["lr_schedule"]["one_cycle"] or {}))] if t["lr_schedule"] else []
+    out += [*user_callbacks, EpochTimer(times)]
+    if not quiet:
+        out.append(cbs.ProgressBar(stream=stream))
+    return out
+
+
 def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: bool = False,
               resume=None, stream=None, handle_signals: bool = False, prefix: str = "run",
               overrides: dict | None = None) -> RunResult:
@@ -363,20 +385,15 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
                     "params": sum(p.numel() for p in model.net.parameters()),
                     "environment": environment(model.device, torch.get_num_threads())})
 
-    callbacks = list(user_callbacks)
-    if t["lr_schedule"]:
-        callbacks.insert(0, OneCycle(**(t["lr_schedule"]["one_cycle"] or {})))
-    callbacks.append(EpochTimer(times))
-    if not quiet:
-        callbacks.append(cbs.ProgressBar(stream=stream))
-    callbacks += [cbs.History(trainer.history if resume is not None else None), writer,
-                  Checkpointer(run_dir / CHECKPOINT, t["checkpoint_every_steps"],
-                               extra={"data_sha256": ds.sha256, "run": run_dir.name},
-                               callbacks=[*user_callbacks, writer])]
+    guard = SignalStop(trainer, run_dir) if handle_signals else None
+    checkpointer = Checkpointer(run_dir / CHECKPOINT, t["checkpoint_every_steps"],
+                                extra={"data_sha256": ds.sha256, "run": run_dir.name},
+                                callbacks=[*user_callbacks, writer])
+    callbacks = [*([guard] if guard else []), *run_callbacks(t, user_callbacks, times, quiet, stream),
+                 cbs.History(trainer.history if resume is not None else None), writer, checkpointer]
     if not quiet:
         stream.write(f"Data: {ds.source}\n" if resume is None else
                      f"Resuming {run_dir} at {where(position)}\n")
-    guard = SignalStop(trainer, run_dir) if handle_signals else None
     try:
         if guard:
             guard.__enter__()
