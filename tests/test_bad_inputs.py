@@ -61,7 +61,7 @@ class Case:
     code: int
     message: str                  # a part of stderr that must be there
     make: Callable | None = None  # makes the bad input in the working folder
-    left: str = "nothing: no run directory, the existing run unchanged"
+    left: str = "nothing written; existing runs unchanged"
     new_run: bool = False         # the command leaves a (resumable) new run directory
     tags: list = field(default_factory=list)
 
@@ -350,3 +350,23 @@ def test_a_full_disk_when_saving_final_weights(tmp_path, monkeypatch, capsys, ke
     code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--quiet")
     assert code == 0, err  # the last checkpoint is complete: the resume only writes the weights
     assert Path("runs/x/weights/final.safetensors").is_file()
+
+
+# -- safe loading: a model directory is data, never code ------------------------------------
+
+UNSAFE = {r"import (c?pickle|dill|marshal|shelve)|\bpickle\.": "pickle", r"torch\.load\(": "torch.load",
+          r"yaml\.(unsafe_)?load\(": "yaml.load", r"allow_pickle\s*=\s*True": "allow_pickle=True",
+          r"(?<![.\w])(eval|exec)\(": "eval/exec", r"(Unsafe|Full)Loader": "an unsafe YAML loader"}
+
+
+def test_nothing_in_cnnlab_can_unpickle_or_execute_a_users_file():
+    import re
+    import cnnlab
+    found = []
+    for path in sorted(Path(cnnlab.__file__).parent.rglob("*.py")):
+        for pattern, what in UNSAFE.items():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                code = line.split("#", 1)[0]
+                if re.search(pattern, code) and "weights_only=True" not in code:
+                    found.append(f"{path.name}: {what}: {line.strip()}")
+    assert not found, found
