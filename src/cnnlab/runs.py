@@ -152,8 +152,14 @@ def load(run, root=DEFAULT_ROOT, weights: str = "final"):
                   metrics=cfg.train["metrics"], device="cpu")
     wpath = path / "weights" / f"{weights}.safetensors"
     if not wpath.is_file():
-        raise RunError(f"Run {path} has no {weights} weights ({wpath} is missing): it may not "
-                       "have finished an epoch yet.")
+        status = (read_json(path / "metrics.json", {}) or {}).get("status")
+        if status == "finished":
+            hint = "the run finished, but the file has been removed"
+        elif weights == "final":
+            hint = f"it has not finished: resume it with `cnnlab train --resume {path}`"
+        else:
+            hint = "it has not finished an epoch with validation yet"
+        raise RunError(f"Run {path} has no {weights} weights ({wpath} is missing): {hint}.")
     model.load_weights(wpath)
     model.run_dir = path
     model.run_config = cfg
