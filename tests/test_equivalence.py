@@ -32,6 +32,11 @@ SPECS = {
         {"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
         {"BatchNormalization": {}}, {"MaxPooling2D": {}},
         {"GlobalAveragePooling2D": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
+    "same_conv_then_same_pool_odd": {"input_shape": [15, 15, 2], "layers": [
+        {"Conv2D": {"filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"pool_size": 2, "padding": "same"}},
+        {"Conv2D": {"filters": 16, "kernel_size": 3, "activation": "relu"}},
+        {"MaxPooling2D": {}}, {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
     "mlp_on_vectors": {"input_shape": [64], "layers": [
         {"Reshape": {"target_shape": [8, 8, 1]}},
         {"Conv2D": {"filters": 3, "kernel_size": 3, "activation": "leaky_relu"}},
@@ -127,3 +132,15 @@ def _keras_grads(module):
         for p, s in zip(module.parameters(), saved):
             p.copy_(s)
     return out
+
+
+def test_first_conv_and_pool_run_fused_where_they_can():
+    """The lecture's first block runs as one fused op (the C++ kernel is part of the build)."""
+    from cnnlab import fused
+    assert fused.available(), "the C++ kernel cnnlab._fused was not built (see setup.py)"
+    for name in ("lecture", "same_conv_then_same_pool_odd"):
+        net = build(ModelSpec.from_dict(SPECS[name]))
+        assert net.layers[0].pooled_hw == ModelSpec.from_dict(SPECS[name]).output_shapes[1][:2]
+        assert net.layers[1].done_by_previous
+    unfused = build(ModelSpec.from_dict(SPECS["lecture"]), fuse_pooling=False)
+    assert unfused.layers[0].pooled_hw is None

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import initializers
+from .. import fused, initializers
 from ..activations import Activation
 
 IMAGE_CHANNEL_DIM = 1  # channel axis of internal image tensors (N, C, H, W)
@@ -55,12 +55,30 @@ class Conv2d(WeightedMixin, nn.Conv2d):
                          padding=(top, left) if symmetric else 0, bias=use_bias)
         self.extra_pad = None if symmetric else (left, right, top, bottom)
         self.activation = activation
+        self.pad = pad
+        self.pooled_hw = None  # set by the builder when this layer also does the 2x2 max pool
 
     def forward(self, x, activate: bool = True):  # (N, C_in, H, W) -> (N, filters, H', W')
+        if self.pooled_hw is not None:
+            return self._conv_pool(x)
         if self.extra_pad is not None:
             x = F.pad(x, self.extra_pad)
         y = super().forward(x)
         return _apply(self.activation, y, image=True) if activate else y
+
+    def _conv_pool(self, x):
+        """Conv then 2x2/stride-2 max pooling (ceil mode); the next layer applies the activation."""
+        if fused.usable(x):
+            top, bottom, left, right = self.pad
+            xh = x.permute(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory
+            if any(self.pad):
+                xh = F.pad(xh, (0, 0, left, right, top, bottom))
+            w = self.weight.permute(2, 3, 1, 0).contiguous()  # -> (kh, kw, c_in, c_out)
+            y = fused.conv_pool(xh.contiguous(), w, self.bias, self.pooled_hw)
+            return y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory
+        if self.extra_pad is not None:
+            x = F.pad(x, self.extra_pad)
+        return F.max_pool2d(super().forward(x), 2, 2, ceil_mode=True)
 
     def keras_weights(self):
         w = [self.weight.detach().permute(2, 3, 1, 0).numpy()]  # -> (kh, kw, c_in, c_out)
@@ -129,12 +147,15 @@ class Pool2d(nn.Module):
             # pixels from the last window exactly as -inf padding does, without a padded copy.
             self.pad, self.ceil_mode = None, True
         self.post_activation = None
+        self.done_by_previous = False  # the Conv2D before already pooled (fused)
         if kind == "avg" and self.pad is not None:
             ones = torch.ones(1, 1, *in_hw)
             count = F.avg_pool2d(F.pad(ones, self.pad), pool, strides) * (pool[0] * pool[1])
             self.register_buffer("count", count, persistent=False)  # (1, 1, H', W')
 
     def forward(self, x):
+        if self.done_by_previous:
+            return _apply(self.post_activation, x, image=True)
         if self.kind == "max":
             if self.pad is not None:
                 x = F.pad(x, self.pad, value=float("-inf"))
