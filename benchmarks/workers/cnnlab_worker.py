@@ -34,19 +34,12 @@ def import_cnnlab():
 def fast_recipe_fit(cnnlab, args):
     """`fit(model, x, y_onehot, callbacks)` that trains with cnnlab's fast recipe.
 
-    TODO(issue 6, item 3): align with `cnnlab.train.run_recipe` once it lands;
-    the call below is the expected shape (the recipe owns its schedule: epochs,
-    batch size, learning-rate schedule), and it must fire the callbacks'
-    on_epoch_begin/on_epoch_end so that the clock and validation accuracy work.
-    While the function is missing, the system is reported unavailable.
+    `model.fit(..., recipe="fast")` takes the settings of `cnnlab train --recipe fast`
+    (its epochs, batch size, optimizer, label smoothing and one-cycle schedule) and
+    fires the callbacks' epoch events, so the clock and validation accuracy work.
     """
-    try:
-        from cnnlab.train import run_recipe
-    except ImportError as e:
-        raise common.Unavailable(f"ImportError: {e}") from e
-
     def fit(model, x, y_onehot, callbacks):
-        return run_recipe("fast", model, x, y_onehot, callbacks=callbacks, verbose=0, seed=args.seed)
+        return model.fit(x, y_onehot, recipe="fast", callbacks=callbacks, verbose=0, seed=args.seed)
 
     return fit
 

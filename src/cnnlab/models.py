@@ -160,11 +160,24 @@ class Sequential:
         spec = self.to_spec()
         return to_arrays(x, y, spec.input_shape, self.loss, spec.num_outputs, what)
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+    def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            seed: int | None = None):
+            seed: int | None = None, recipe: str | None = None, validation_freq: int = 1):
+        """Keras's fit. cnnlab adds `seed` and `recipe` ("fast": the settings of
+        `cnnlab train --recipe fast`, which replace the compiled optimizer, batch size,
+        epochs, label smoothing and learning-rate schedule unless given here)."""
         self._require_compiled("fit")
+        schedule = []
+        if recipe is not None:
+            r = self._apply_recipe(recipe)
+            batch_size = r["batch_size"] if batch_size is None else batch_size
+            epochs = r["epochs"] if epochs is None else epochs
+            validation_freq = r["validation_freq"]
+            if r["lr_schedule"]:
+                from .train.schedules import OneCycle
+                schedule = [OneCycle(**r["lr_schedule"]["one_cycle"])]
         batch_size = 32 if batch_size is None else batch_size
+        epochs = 1 if epochs is None else epochs
         for name, value in (("batch_size", batch_size), ("epochs", epochs)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"Invalid value for argument `{name}`. Expected a strictly "
@@ -187,17 +200,28 @@ class Sequential:
             seed_everything(seed)
         run_seed = seed if seed is not None else int(torch.randint(0, 2**31 - 1, ()).item())
         history = cb.History()
-        cbs = list(callbacks or [])
+        cbs = schedule + list(callbacks or [])
         if verbose:
             cbs.append(cb.ProgressBar(live=None if verbose in ("auto", 1) else False))
         cbs.append(history)
         from .train.loop import Position
         self._trainer.fit(train, val, epochs=epochs, batch_size=batch_size, callbacks=cbs,
-                          seed=run_seed, shuffle=shuffle, position=Position(epoch=initial_epoch))
+                          seed=run_seed, shuffle=shuffle, position=Position(epoch=initial_epoch),
+                          validation_freq=validation_freq)
         history.model = self
         history.params = {"epochs": epochs, "steps": self._trainer.steps_per_epoch(),
                           "verbose": verbose}
         return history
+
+    def _apply_recipe(self, name: str) -> dict:
+        from .config import RECIPES, TRAIN_DEFAULTS
+        if name not in RECIPES:
+            raise ConfigError(f"Unknown recipe {name!r}. Expected one of: {', '.join(RECIPES)}.")
+        r = {**TRAIN_DEFAULTS, **RECIPES[name]}
+        self.optimizer = optimizers.get(r["optimizer"])
+        self._trainer.optimizer = self.optimizer.build(self.net.parameters())
+        self._trainer.label_smoothing = float(r["label_smoothing"])
+        return r
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
         self._require_compiled("evaluate")
