@@ -31,6 +31,7 @@ Operations, applied in this order whatever order the YAML gives them:
 from __future__ import annotations
 
 import copy
+import re
 
 from ..errors import ConfigError, SpecError
 from ..spec import ModelSpec, parse_layer
@@ -93,7 +94,8 @@ def _layer_entry(value, op: str) -> dict:
     try:
         layer = parse_layer(value, 0)
     except SpecError as err:
-        raise ConfigError(f"`{op}`: {str(err).removeprefix('Layer 0 ')}") from None
+        message = re.sub(r"^Layer 0 \((\w+)\): ", r"\1: ", str(err))
+        raise ConfigError(f"`{op}`: {message}") from None
     return {layer.keras_name: layer.get_config()}
 
 
