@@ -146,7 +146,7 @@ CASES = [
     # -- data -------------------------------------------------------------------------
     Case("data file missing", TRAIN, 4, "nope.npz: file not found. Expected a .npz file with "
          "arrays x_train, y_train, x_test, y_test.", lambda: write_config("c.yaml", "nope.npz")),
-    Case("data file corrupt (random bytes)", TRAIN, 4, "bad.npz: not a readable .npz file",
+    Case("data file corrupt (random bytes)", TRAIN, 4, "bad.npz: not a .npz file (it does not start with the zip signature)",
          data_cfg("bad.npz", file_bytes("bad.npz", b"\x13\x37" * 200))),
     Case("data file truncated", TRAIN, 4, "bad.npz: not a readable .npz file (BadZipFile",
          data_cfg("bad.npz", lambda: (tiny_npz("full.npz"), Path("bad.npz").write_bytes(

@@ -123,6 +123,11 @@ def read_npz(path):
     if not path.is_file():
         raise DataError(f"{path}: file not found. Expected a .npz file with arrays "
                         f"{', '.join(SPLITS)}.")
+    with open(path, "rb") as head:
+        magic = head.read(4)
+    if magic != b"PK\x03\x04":  # np.load would otherwise suggest allow_pickle for any non-zip
+        raise DataError(f"{path}: not a .npz file (it does not start with the zip signature). "
+                        f"Expected a .npz file with arrays {', '.join(SPLITS)}.")
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in SPLITS if k not in f.files]
