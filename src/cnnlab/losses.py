@@ -66,7 +66,8 @@ ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
 
 
 def get(name) -> Loss:
-    name = ALIASES.get(name, name)
+    if isinstance(name, str):
+        name = ALIASES.get(name, name)
     if not isinstance(name, str) or name not in LOSSES:
         raise ConfigError(unknown_name("loss", name, LOSSES))
     return LOSSES[name]

@@ -54,7 +54,7 @@ class Optimizer:
     args: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        key = self.name.lower() if isinstance(self.name, str) else self.name
+        key = self.name.lower() if isinstance(self.name, str) else None
         if key not in _TABLE:
             raise ConfigError(unknown_name("optimizer", self.name, _TABLE))
         self.name = key
