@@ -191,7 +191,7 @@ def run_worker(args, run: Run, round_index: int, data_path: Path, mode: str) -> 
     cmd = [str(python), str(WORKERS / run.system.worker), "--data", str(data_path),
            "--result", str(result_path), "--mode", mode, "--recipe", run.recipe,
            "--epochs", str(args.epochs), "--threads", str(args.threads),
-           "--latency-calls", str(args.latency_calls), "--seed", str(args.seed),
+           "--latency-calls", str(args.latency_calls), "--seed", str(args.seed + round_index),
            "--inference-images", str(min(10_000, args.images))]
     with open(log_path, "w") as log:
         try:

@@ -136,6 +136,9 @@ def summarise_tta(by_run: dict[str, list[dict]], target: float, baseline: str) -
             "epochs": _median([len(r["epoch_s"]) for r in ok]),
             "train_s": _median([sum(r["epoch_s"]) for r in ok]),
             "final_val_accuracy": _median([r["val_accuracy"][-1] for r in ok]),
+            "final_val_accuracy_mean": statistics.fmean(r["val_accuracy"][-1] for r in ok),
+            "final_val_accuracy_std": (statistics.stdev(r["val_accuracy"][-1] for r in ok)
+                                       if len(ok) > 1 else None),
             "best_val_accuracy": _median([max(r["val_accuracy"]) for r in ok]),
             "val_accuracy": ok[0]["val_accuracy"],
             "reached": f"{len(reached)}/{len(ok)}",
@@ -206,7 +209,7 @@ def targets_table(targets: list[dict]) -> str:
 
 
 def tta_table(summary: dict, target: float) -> str:
-    header = ["run", "epochs", "train s", "final val acc", f"s to {target:.4f}",
+    header = ["run", "epochs", "train s", "final val acc", "mean ± std (seeds)", f"s to {target:.4f}",
               "epochs to it", "reached", "speedup"]
     rows, notes = [], []
     for name, s in summary.items():
@@ -215,7 +218,10 @@ def tta_table(summary: dict, target: float) -> str:
             notes.append(f"{name}: {s['status']}: {s.get('reason', '')}")
             continue
         rows.append([name, _fmt(s["epochs"], ".0f"), _fmt(s["train_s"], ".1f"),
-                     _fmt(s["final_val_accuracy"], ".4f"), _fmt(s["time_to_target_s"], ".1f"),
+                     _fmt(s["final_val_accuracy"], ".4f"),
+                     f"{s['final_val_accuracy_mean']:.4f} ± {s['final_val_accuracy_std']:.4f}"
+                     if s.get("final_val_accuracy_std") is not None else "-",
+                     _fmt(s["time_to_target_s"], ".1f"),
                      _fmt(s["epochs_to_target"], ".0f"), s["reached"],
                      _fmt(s.get("speedup_vs_baseline"), ".2f")])
     return table(header, rows) + ("\n" + "\n".join(notes) if notes else "")
