@@ -1,7 +1,6 @@
 """The Keras-style Python API: the lecture's code, fit/evaluate/predict semantics."""
 import os
 import runpy
-import sys
 
 import numpy as np
 import pytest

@@ -1,6 +1,5 @@
 """The model spec: parsing, defaults, round trips and the error messages users see."""
 import pytest
-import yaml
 
 from cnnlab import layers
 from cnnlab.config import LECTURE_MODEL

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from importlib import resources
 
 from . import optimizers
 from .errors import ConfigError

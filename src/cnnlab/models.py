@@ -15,7 +15,6 @@ and `fit` runs the same loop as `cnnlab train`.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -142,6 +142,18 @@ def unit_float(value, arg: str, *, low_open=False, high_open=True) -> float:
     return float(value)
 
 
+def weighted_args(c: dict) -> dict:
+    """The arguments Conv2D and Dense share: activation, bias, initializers, regularizers."""
+    from .. import activations, initializers, regularizers
+    activations.get(c["activation"])
+    c["use_bias"] = boolean(c["use_bias"], "use_bias")
+    initializers.check(c["kernel_initializer"])
+    initializers.check(c["bias_initializer"])
+    c["kernel_regularizer"] = regularizers.get(c["kernel_regularizer"])
+    c["bias_regularizer"] = regularizers.get(c["bias_regularizer"])
+    return c
+
+
 def shape_tuple(value, arg: str) -> tuple[int, ...]:
     if is_int(value):
         value = (value,)

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from ..errors import SpecError
-from .. import activations, initializers, regularizers
+from .. import activations
 from . import modules
-from .base import (REQUIRED, Layer, choice, int_pair, positive_int, require_rank,
-                   same_pad, shape_str, window_out, boolean)
+from .base import (REQUIRED, Layer, choice, int_pair, positive_int, require_rank, weighted_args,
+                   same_pad, shape_str, window_out)
 
 PADDINGS = ("valid", "same")
 
@@ -40,13 +40,7 @@ class Conv2D(Layer):
         c["kernel_size"] = int_pair(c["kernel_size"], "kernel_size")
         c["strides"] = int_pair(c["strides"], "strides")
         c["padding"] = choice(c["padding"], "padding", PADDINGS)
-        activations.get(c["activation"])
-        c["use_bias"] = boolean(c["use_bias"], "use_bias")
-        initializers.check(c["kernel_initializer"])
-        initializers.check(c["bias_initializer"])
-        c["kernel_regularizer"] = regularizers.get(c["kernel_regularizer"])
-        c["bias_regularizer"] = regularizers.get(c["bias_regularizer"])
-        return c
+        return weighted_args(c)
 
     def output_shape(self, input_shape):
         require_rank(self, input_shape, 3, "images of shape (height, width, channels)")

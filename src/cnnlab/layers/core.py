@@ -4,9 +4,9 @@ from __future__ import annotations
 import math
 
 from ..errors import SpecError
-from .. import activations, initializers, regularizers
+from .. import activations
 from . import modules
-from .base import (REQUIRED, Layer, boolean, invalid, is_int, positive_int, shape_str,
+from .base import (REQUIRED, Layer, boolean, invalid, is_int, positive_int, shape_str, weighted_args,
                    shape_tuple, unit_float)
 
 
@@ -31,13 +31,7 @@ class Dense(Layer):
 
     def normalize(self, c):
         c["units"] = positive_int(c["units"], "units")
-        activations.get(c["activation"])
-        c["use_bias"] = boolean(c["use_bias"], "use_bias")
-        initializers.check(c["kernel_initializer"])
-        initializers.check(c["bias_initializer"])
-        c["kernel_regularizer"] = regularizers.get(c["kernel_regularizer"])
-        c["bias_regularizer"] = regularizers.get(c["bias_regularizer"])
-        return c
+        return weighted_args(c)
 
     def output_shape(self, input_shape):
         return (*input_shape[:-1], self.config["units"])
