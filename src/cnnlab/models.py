@@ -26,6 +26,7 @@ from .spec import ModelSpec
 from .summary import summary_text
 from .train import callbacks as cb
 from .train.data import to_arrays, to_images
+from .train.progress import ProgressBar, format_logs
 from .train.loop import Trainer, seed_everything
 
 
@@ -201,7 +202,7 @@ class Sequential:
         history = cb.History()
         cbs = schedule + list(callbacks or [])
         if verbose:
-            cbs.append(cb.ProgressBar(live=None if verbose in ("auto", 1) else False))
+            cbs.append(ProgressBar(live=None if verbose in ("auto", 1) else False))
         cbs.append(history)
         from .train.loop import Position
         self._trainer.fit(train, val, epochs=epochs, batch_size=batch_size, callbacks=cbs,
@@ -226,7 +227,7 @@ class Sequential:
         self._require_compiled("evaluate")
         result = self._trainer.evaluate(self._arrays(x, y, "evaluation"), batch_size or 32)
         if verbose:
-            print(f"{cb.format_logs(result)[3:]}", file=sys.stdout)
+            print(f"{format_logs(result)[3:]}", file=sys.stdout)
         if return_dict:
             return result
         return [result["loss"], result["accuracy"]] if self.metrics else result["loss"]

@@ -40,6 +40,7 @@ from .plots import plot_history
 from .runs import check_name, create_run_dir, find_run, read_json, write_history, write_json
 from .summary import summary_text
 from .train import callbacks as cbs
+from .train.progress import ProgressBar
 from .train.checkpoint import Checkpointer, read_checkpoint_meta, restore_checkpoint, where
 from .train.data import to_arrays
 from .train.loop import Position, seed_everything
@@ -343,7 +344,7 @@ def run_callbacks(t: dict, user_callbacks, times: list, quiet: bool, stream) -> 
     out = [OneCycle(**(t["lr_schedule"]["one_cycle"] or {}))] if t["lr_schedule"] else []
     out += [*user_callbacks, EpochTimer(times)]
     if not quiet:
-        out.append(cbs.ProgressBar(stream=stream))
+        out.append(ProgressBar(stream=stream))
     return out
 
 
