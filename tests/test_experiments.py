@@ -295,6 +295,18 @@ def test_welch_by_hand():
     assert d.significant and 0.01 < d.p < 0.05
 
 
+def test_critical_t_and_the_verdicts():
+    assert stats.t_critical(1) == pytest.approx(12.7062, abs=1e-3)
+    assert stats.t_critical(2) == pytest.approx(4.3027, abs=1e-3)
+    assert stats.t_critical(10) == pytest.approx(2.2281, abs=1e-3)
+    big = stats.welch([0.80, 0.86], [0.70, 0.78])          # 9 pt, noise 5 pt: ~1.8x
+    assert big.verdict == "within the noise"
+    far = stats.welch([0.80, 0.81], [0.70, 0.75])          # 8 pt, noise 2.5 pt: 3.1x
+    assert far.inconclusive and far.verdict.startswith("inconclusive: 3.1x the noise, but p < 0.05 would need 10.7x")
+    clear = stats.welch([0.80, 0.801, 0.799], [0.70, 0.701, 0.699])
+    assert clear.verdict == "beyond the noise" and not clear.inconclusive
+
+
 def test_welch_without_a_noise_estimate():
     d = stats.welch([0.9], [0.95, 0.96])
     assert not d.tested and not d.significant and d.note == "no noise estimate: 1 seed"

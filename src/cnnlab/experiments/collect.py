@@ -10,6 +10,7 @@ the run directories alone.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,7 +142,8 @@ class Summary:
     diverged: int
     incomplete: int
     params: int | None
-    seconds_per_epoch: float
+    seconds_per_epoch: float   # the fastest epoch of any seed: the least disturbed by load
+    mean_seconds_per_epoch: float
     best: list[float]
     final: list[float]
     gap: list[float]           # final train accuracy - final val accuracy, per run
@@ -160,7 +162,8 @@ def summarize_group(g: Group) -> Summary:
         incomplete=sum(r.status not in ("finished", "nan") for r in g.runs)
         + max(0, g.expected - len(g.runs)),
         params=params[0] if params else None,
-        seconds_per_epoch=stats.mean(seconds),
+        seconds_per_epoch=min(seconds) if seconds else math.nan,
+        mean_seconds_per_epoch=stats.mean(seconds),
         best=[r.metrics["best_val_accuracy"] for r in done],
         final=[r.metrics["final_val_accuracy"] for r in done],
         gap=[r.metrics["final_accuracy"] - r.metrics["final_val_accuracy"] for r in done

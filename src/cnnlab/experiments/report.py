@@ -46,7 +46,7 @@ def delta_text(d: stats.Difference | None) -> str:
         return "-"
     if not d.tested:
         return f"{_signed(d.diff)} ({d.note})"
-    mark = " *" if d.significant else ""
+    mark = " *" if d.significant else " ?" if d.inconclusive else ""
     return f"{_signed(d.diff)} ± {d.se * POINTS:.2f} (p={d.p:.2g}){mark}"
 
 
@@ -71,8 +71,7 @@ def _runs_text(row: Summary) -> str:
 def _noise_words(d: stats.Difference) -> str:
     if not d.tested:
         return d.note
-    verdict = "beyond the noise" if d.significant else "within the noise"
-    return f"noise ±{d.se * POINTS:.2f}, p={d.p:.2g}: {verdict}"
+    return f"noise ±{d.se * POINTS:.2f}, p={d.p:.2g}: {d.verdict}"
 
 
 def finding(row: Summary, base: Summary) -> str:
@@ -92,7 +91,7 @@ def finding_parts(row: Summary, base: Summary) -> tuple[str, str]:
     if row is base:
         return head, (f"final val accuracy {_pm(row.final)} %, train-val gap {_pm(row.gap)} pt, "
                       f"lowest val_loss at epoch {_epochs_text(row.best_epoch)}, "
-                      f"{row.seconds_per_epoch:.1f} s per epoch.")
+                      f"{row.seconds_per_epoch:.1f} s for its fastest epoch.")
     parts = [f"{_signed(row.delta.diff)} pt final val accuracy ({_noise_words(row.delta)})",
              _gap_words(row, base), *_cost_words(row, base)]
     if row.diverged:
@@ -108,6 +107,9 @@ def _gap_words(row: Summary, base: Summary) -> str:
             f"{stats.mean(row.gap) * POINTS:.2f} pt")
     if gd.significant:
         return text + (": less overfitting" if gd.diff < 0 else ": more overfitting")
+    if gd.inconclusive:
+        return text + (f" ({'less' if gd.diff < 0 else 'more'} overfitting? {gd.ratio:.1f}x "
+                       "the noise, not significant with these seeds)")
     return text + (" (change within the noise)" if gd.tested else "")
 
 
@@ -115,7 +117,7 @@ def _cost_words(row: Summary, base: Summary) -> list[str]:
     out = []
     if base.seconds_per_epoch and not math.isnan(row.seconds_per_epoch):
         ratio = row.seconds_per_epoch / base.seconds_per_epoch
-        out.append(f"{ratio:.2f}x the base's time per epoch")
+        out.append(f"{ratio:.2f}x the base's epoch time")
     if row.params and base.params:
         out.append("same parameters" if row.params == base.params else
                    f"{row.params / base.params:.2f}x the parameters ({row.params:,})")
@@ -130,14 +132,17 @@ def headline(rows: list[Summary]) -> list[str]:
                names(lambda d: d.significant and d.diff > 0)),
               ("Worse than the base, beyond the noise",
                names(lambda d: d.significant and d.diff < 0)),
-              ("Within the noise", names(lambda d: d.tested and not d.significant)),
+              ("Inconclusive (over 2x the noise, not significant with these seeds: add seeds)",
+               names(lambda d: d.inconclusive)),
+              ("Within the noise", names(lambda d: d.tested and not d.significant
+                                         and not d.inconclusive)),
               ("Not tested (too few seeds or runs)", names(lambda d: not d.tested)))
     return [f"{label}: {', '.join(n)}." for label, n in groups if n]
 
 
 # -- the table -------------------------------------------------------------------------------
 
-COLUMNS = ("variant", "change", "runs", "params", "s/epoch", "best val_acc %", "final val_acc %",
+COLUMNS = ("variant", "change", "runs", "params", "s/epoch (fastest)", "best val_acc %", "final val_acc %",
            "Δ final vs base (pt)", "train-val gap (pt)", "best val_loss epoch")
 
 
@@ -150,7 +155,7 @@ def table_rows(rows: list[Summary]) -> list[list[str]]:
 
 
 CSV_COLUMNS = ("variant", "change", "runs_finished", "runs_diverged", "runs_unfinished", "params",
-               "seconds_per_epoch", "best_val_accuracy_mean", "best_val_accuracy_std",
+               "seconds_per_epoch_fastest", "seconds_per_epoch_mean", "best_val_accuracy_mean", "best_val_accuracy_std",
                "final_val_accuracy_mean", "final_val_accuracy_std", "train_val_gap_mean",
                "train_val_gap_std", "best_val_loss_epoch_mean", "delta_final_val_accuracy",
                "delta_noise_se", "delta_p_value", "beyond_noise", "runs", "finding")
@@ -166,7 +171,7 @@ def csv_text(rows: list[Summary]) -> str:
     for r in rows:
         d = r.delta
         w.writerow([r.group.name, r.group.change, len(r.finished), r.diverged, r.incomplete,
-                    num(r.params), num(r.seconds_per_epoch),
+                    num(r.params), num(r.seconds_per_epoch), num(r.mean_seconds_per_epoch),
                     num(stats.mean(r.best)), num(stats.std(r.best)),
                     num(stats.mean(r.final)), num(stats.std(r.final)),
                     num(stats.mean(r.gap)), num(stats.std(r.gap)),
@@ -245,8 +250,9 @@ def _notes(groups: list[Group], extra: list[str]) -> list[str]:
                            f"Epochs: {', '.join(map(str, epochs)) or '-'}. "
                            f"Seeds: {', '.join(map(str, seeds)) or '-'}."]
     notes.append("Accuracies in percent, mean ± std over seeds; gap = final train accuracy "
-                 "(Keras's running mean over the last epoch) minus final val accuracy; "
-                 "s/epoch = mean wall-clock seconds per epoch"
+                 "(Keras's running mean over the last epoch, with dropout active: dropout "
+                 "lowers it) minus final val accuracy; "
+                 "s/epoch = wall-clock seconds of the fastest epoch of any seed"
                  + (f" (torch threads per run: {', '.join(map(str, threads))})" if threads else "")
                  + "; it varies with the machine's load, so compare it only between runs made "
                  "side by side on a quiet machine. Every number is read from the runs' "

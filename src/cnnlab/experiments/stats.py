@@ -14,9 +14,13 @@ import math
 from dataclasses import dataclass
 
 ALPHA = 0.05  # two-sided significance level of the "beyond the noise" mark
-RULE = ("Welch's two-sided t-test on the per-seed values, p < 0.05 (marked *); "
-        "the noise shown as ± is the standard error of the difference, "
-        "sqrt(s_a²/n_a + s_b²/n_b). With 1 seed on either side there is no noise estimate.")
+INCONCLUSIVE = 2.0  # |difference| / noise above which a non-significant result asks for seeds
+RULE = ("Welch's two-sided t-test on the per-seed values, p < 0.05 (marked *): 'beyond the "
+        "noise'. The noise shown as ± is the standard error of the difference, "
+        "sqrt(s_a²/n_a + s_b²/n_b). A difference over 2x its noise that does not reach "
+        "p < 0.05 is called 'inconclusive' (marked ?): with few seeds the test needs a much larger "
+        "multiple (about 4.3x with 2 seeds per side, 2.8x with 3), so more seeds would tell. "
+        "With 1 seed on either side there is no noise estimate.")
 
 
 def mean(xs) -> float:
@@ -80,6 +84,17 @@ def t_two_sided_p(t: float, df: float) -> float:
     return betainc(df / 2.0, 0.5, df / (df + t * t))
 
 
+def t_critical(df: float, alpha: float = ALPHA) -> float:
+    """The |t| at which the two-sided p equals alpha (bisection on t_two_sided_p)."""
+    lo, hi = 0.0, 1.0
+    while t_two_sided_p(hi, df) > alpha:
+        hi *= 2.0
+    for _ in range(100):
+        mid = (lo + hi) / 2.0
+        lo, hi = (mid, hi) if t_two_sided_p(mid, df) > alpha else (lo, mid)
+    return (lo + hi) / 2.0
+
+
 @dataclass(frozen=True)
 class Difference:
     """b - a (variant minus base) with its noise; p and df are nan without a noise estimate."""
@@ -97,6 +112,27 @@ class Difference:
     @property
     def significant(self) -> bool:
         return self.tested and self.p < ALPHA
+
+    @property
+    def ratio(self) -> float:
+        """|difference| in units of its noise (nan without a noise estimate)."""
+        return abs(self.diff) / self.se if self.tested else math.nan
+
+    @property
+    def inconclusive(self) -> bool:
+        """Not significant, yet more than INCONCLUSIVE times the noise: more seeds would tell."""
+        return self.tested and not self.significant and self.ratio > INCONCLUSIVE
+
+    @property
+    def verdict(self) -> str:
+        if not self.tested:
+            return self.note
+        if self.significant:
+            return "beyond the noise"
+        if self.inconclusive:
+            return (f"inconclusive: {self.ratio:.1f}x the noise, but p < {ALPHA} would need "
+                    f"{t_critical(self.df):.1f}x with these seeds; add seeds")
+        return "within the noise"
 
 
 def welch(a, b) -> Difference:
