@@ -173,3 +173,15 @@ def test_weights_save_and_load_round_trip(tmp_path):
     other.load_weights(path)
     for a, b in zip(model.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_classifier_without_flatten_is_refused_with_a_hint():
+    from cnnlab.errors import SpecError
+    x, y = tiny_data()
+    model = cnnlab.Sequential([cnnlab.layers.Conv2D(4, 3, input_shape=(8, 8, 1)),
+                               cnnlab.layers.Dense(3, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    with pytest.raises(SpecError, match=r"The model's output has shape \(None, 6, 6, 3\), but "
+                                        r"sparse_categorical_crossentropy needs one vector per "
+                                        r"image, \(None, classes\). Is a Flatten"):
+        model.fit(x, y, verbose=0)

@@ -158,7 +158,7 @@ class Sequential:
 
     def _arrays(self, x, y, what):
         spec = self.to_spec()
-        return to_arrays(x, y, spec.input_shape, self.loss, spec.num_outputs, what)
+        return to_arrays(x, y, spec, self.loss, what)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=None, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,

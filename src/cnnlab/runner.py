@@ -93,8 +93,8 @@ def load_data(cfg: RunConfig, progress: bool = True):
         split = int(len(x_train) * (1 - d["validation"]))
         x_test, y_test = x_train[split:], y_train[split:]
         x_train, y_train = x_train[:split], y_train[:split]
-    train = to_arrays(x_train, y_train, spec.input_shape, loss, spec.num_outputs, "training")
-    val = to_arrays(x_test, y_test, spec.input_shape, loss, spec.num_outputs, "validation")
+    train = to_arrays(x_train, y_train, spec, loss, "training")
+    val = to_arrays(x_test, y_test, spec, loss, "validation")
     return ds, train, val
 
 

@@ -74,8 +74,20 @@ def _targets(y, n: int, loss: Loss, num_outputs: int, what: str):
     return index, index
 
 
-def to_arrays(x, y, input_shape: tuple, loss: Loss, num_outputs: int,
-              what: str = "training") -> Arrays:
-    xt, scale = to_images(x, input_shape, f"{what} images")
-    yt, yi = _targets(y, xt.shape[0], loss, num_outputs, f"{what} labels")
+def check_output(spec, loss: Loss) -> None:
+    """A classifier's last layer must give one vector per image: (None, classes)."""
+    out = spec.output_shapes[-1]
+    if loss.target in ("onehot", "index", "binary") and len(out) != 1:
+        from ..errors import SpecError
+        shape = "(None, " + ", ".join(map(str, out)) + ")"
+        raise SpecError(f"The model's output has shape {shape}, but {loss.name} needs one "
+                        "vector per image, (None, classes). Is a Flatten or "
+                        "GlobalAveragePooling2D missing before the last Dense?")
+
+
+def to_arrays(x, y, spec, loss: Loss, what: str = "training") -> Arrays:
+    """Images and labels for `spec`'s model and `loss`, checked against both."""
+    check_output(spec, loss)
+    xt, scale = to_images(x, spec.input_shape, f"{what} images")
+    yt, yi = _targets(y, xt.shape[0], loss, spec.num_outputs, f"{what} labels")
     return Arrays(xt, yt, yi, scale)
