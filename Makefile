@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/cnnlab runs --out $(RUNS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -p no:cacheprovider tests
 
 bench: $(STAMP)
 	bash benchmarks/setup.sh && $(PY) benchmarks/epoch_time.py
