@@ -20,7 +20,7 @@ import copy
 from dataclasses import dataclass
 
 from . import optimizers
-from .errors import ConfigError
+from .errors import ConfigError, reject_unknown_keys
 from .losses import get as get_loss
 from .spec import ModelSpec, dump_yaml, load_yaml, read_yaml_file
 
@@ -73,10 +73,7 @@ SECTIONS = ("model", "data", "train")
 
 
 def _check_keys(section: str, d: dict, valid) -> None:
-    unknown = sorted(set(d) - set(valid))
-    if unknown:
-        raise ConfigError(f"Unknown key `{unknown[0]}` in `{section}`. Expected keys: "
-                          f"{', '.join(valid)}.")
+    reject_unknown_keys(d, valid, f"`{section}`")
 
 
 def _positive_int(section, key, value, allow_none=False):

@@ -74,3 +74,11 @@ def unknown_name(kind: str, received: str, choices) -> str:
     """Message for an unknown registry name, listing the valid choices."""
     valid = ", ".join(sorted(choices))
     return f"Unknown {kind} {received!r}. Expected one of: {valid}."
+
+
+def reject_unknown_keys(d: dict, valid, where: str, error=None) -> None:
+    """Raise `error` (ConfigError by default) naming the first key of `d` not in `valid`."""
+    unknown = sorted(set(d) - set(valid), key=str)
+    if unknown:
+        raise (error or ConfigError)(f"Unknown key `{unknown[0]}` in {where}. Expected keys: "
+                                     f"{', '.join(valid)}.")

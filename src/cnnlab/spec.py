@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from . import layers as layer_registry
-from .errors import ConfigError, SpecError
+from .errors import ConfigError, SpecError, reject_unknown_keys
 from .layers.base import Layer, shape_tuple
 
 MODEL_KEYS = ("input_shape", "layers", "name")
@@ -113,10 +113,7 @@ class ModelSpec:
         if not isinstance(d, dict):
             raise SpecError(f"A model spec must be a mapping with `layers` (and `input_shape`). "
                             f"Received {type(d).__name__}.")
-        unknown = sorted(set(d) - set(MODEL_KEYS))
-        if unknown:
-            raise SpecError(f"Unknown key `{unknown[0]}` in the model spec. Expected keys: "
-                            f"{', '.join(MODEL_KEYS)}.")
+        reject_unknown_keys(d, MODEL_KEYS, "the model spec", SpecError)
         raw_layers = d.get("layers")
         if not isinstance(raw_layers, list):
             raise SpecError(f"The model spec needs `layers`: a list of layers. Received "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import RunConfig
-from ..errors import CnnlabError, ConfigError
+from ..errors import CnnlabError, ConfigError, reject_unknown_keys
 from ..runs import check_name
 from ..spec import read_yaml_file
 from .variants import apply_variant, describe
@@ -120,10 +120,7 @@ def parse_experiment(d, source="<experiment>", source_dir=".", name=None, *, epo
     if not isinstance(d, dict):
         raise ConfigError(f"Expected {source} to be a mapping with keys "
                           f"{', '.join(EXPERIMENT_KEYS)}. Received {type(d).__name__}.")
-    unknown = sorted(set(d) - set(EXPERIMENT_KEYS))
-    if unknown:
-        raise ConfigError(f"Unknown key `{unknown[0]}` in {source}. Expected keys: "
-                          f"{', '.join(EXPERIMENT_KEYS)}.")
+    reject_unknown_keys(d, EXPERIMENT_KEYS, source)
     n_seeds = _positive_int(seeds if seeds is not None else d.get("seeds", 1), "seeds")
     raw = d.get("variants") or {}
     if not isinstance(raw, dict):
