@@ -7,7 +7,6 @@ import dataclasses
 import gzip
 import hashlib
 import io
-import socket
 import struct
 import sys
 import threading
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 
 from cnnlab.data import load_dataset
-from cnnlab.data.catalog import FULL_DATASETS, FileSet, RemoteFile
+from cnnlab.data.catalog import FULL_DATASETS, RemoteFile
 from cnnlab.data.download import fetch
 from cnnlab.errors import DownloadError
 
@@ -110,16 +109,8 @@ def server():
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    """Fake HOME and caches, no system copy, and mirrors that refuse connections."""
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))     # bound, never listening: connections are refused
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("KERAS_HOME", raising=False)
-    monkeypatch.delenv("CNNLAB_DATA", raising=False)
-    monkeypatch.setenv("CNNLAB_SYSTEM_DATA", "")
-    monkeypatch.setenv("CNNLAB_MIRRORS", f"http://127.0.0.1:{closed.getsockname()[1]}/")
+def env(offline_data_env, monkeypatch):
+    """Offline env (conftest), a 2 s download timeout, and the catalog's files shrunk."""
     monkeypatch.setenv("CNNLAB_DOWNLOAD_TIMEOUT", "2")
     # Small fixtures stand in for the real files: same names, their own checksums and counts.
     for name, files in (("mnist", FILES), ("fashion-mnist", FASHION)):
@@ -129,8 +120,7 @@ def env(tmp_path, monkeypatch):
                          for fs in spec.filesets if any(f.name in files for f in fs.files))
         monkeypatch.setitem(FULL_DATASETS, name, dataclasses.replace(
             spec, n_train=N_TRAIN, n_test=N_TEST, filesets=filesets))
-    yield tmp_path
-    closed.close()
+    return offline_data_env
 
 
 def cache_files(tmp_path):

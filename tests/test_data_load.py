@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
-import socket
 import struct
 from pathlib import Path
 
@@ -60,18 +59,9 @@ def write_idx_dir(directory: Path, arrays, gz=True) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    closed = socket.socket()
-    closed.bind(("127.0.0.1", 0))     # bound, never listening: connections are refused
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("KERAS_HOME", raising=False)
-    monkeypatch.delenv("CNNLAB_DATA", raising=False)
+def env(offline_data_env, monkeypatch):
     monkeypatch.delenv("CNNLAB_DOWNLOAD_TIMEOUT", raising=False)
-    monkeypatch.setenv("CNNLAB_SYSTEM_DATA", "")
-    monkeypatch.setenv("CNNLAB_MIRRORS", f"http://127.0.0.1:{closed.getsockname()[1]}/")
-    yield tmp_path
-    closed.close()
+    return offline_data_env
 
 
 @pytest.fixture
