@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from .runs import DEFAULT_ROOT, load
 
@@ -21,9 +22,9 @@ def evaluate_run(run, root=DEFAULT_ROOT, data: str | None = None, data_dir=None,
     cfg = cfg.with_overrides(data={"name": data, "data_dir": data_dir,
                                    **({} if fallback else {"fallback": False})})
     ds, _, val = load_data(cfg, progress=False)
-    result = model._trainer.evaluate(val)
-    probs = model.predict(val.x.numpy(), batch_size=1000)
-    pred = probs.argmax(axis=-1)
+    batches: list = []
+    result = model._trainer.evaluate(val, predictions=batches)  # one pass: metrics and classes
+    pred = torch.cat(batches).numpy()
     truth = val.y_index.numpy()
     per_class = {}
     names = ds.class_names

@@ -100,8 +100,11 @@ class Trainer:
             return loss.detach() * xb.shape[0], correct(out.detach(), yi, self.loss.accuracy)
 
     @torch.no_grad()
-    def evaluate(self, data: Arrays, batch_size: int = 1000) -> dict[str, float]:
-        """Loss (with the regularization penalty, as Keras reports it) and accuracy."""
+    def evaluate(self, data: Arrays, batch_size: int = 1000,
+                 predictions: list | None = None) -> dict[str, float]:
+        """Loss (with the regularization penalty, as Keras reports it) and accuracy.
+
+        `predictions`, when given, receives each batch's predicted class indices."""
         was = self.net.training
         self.net.eval()
         loss_sum = torch.zeros((), dtype=torch.float64)
@@ -113,6 +116,8 @@ class Trainer:
             out = self.net(xb, logits=self.from_logits)
             loss_sum += self._loss(out, yb).sum()
             hits += correct(out, yi, self.loss.accuracy)
+            if predictions is not None:
+                predictions.append(out.argmax(dim=-1).cpu())
         self.net.train(was)
         n = max(len(data), 1)
         reg = self.net.regularization()
