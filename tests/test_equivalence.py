@@ -37,6 +37,20 @@ SPECS = {
         {"MaxPooling2D": {"pool_size": 2, "padding": "same"}},
         {"Conv2D": {"filters": 16, "kernel_size": 3, "activation": "relu"}},
         {"MaxPooling2D": {}}, {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
+    # the C++ kernels' vector paths (channels a multiple of 16) next to their edge cases:
+    # partial 'same' windows, a 'valid' pool dropping an odd last row, ReLU and ELU after
+    "wide_first_conv_odd_pools": {"input_shape": [15, 13, 3], "layers": [
+        {"Conv2D": {"filters": 48, "kernel_size": 3, "activation": "relu"}},
+        {"MaxPooling2D": {"pool_size": 2, "padding": "same"}},
+        {"Conv2D": {"filters": 16, "kernel_size": 3, "padding": "same", "activation": "elu"}},
+        {"MaxPooling2D": {}},
+        {"Conv2D": {"filters": 80, "kernel_size": 1, "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Flatten": {}}, {"Dense": {"units": 5, "activation": "softmax"}}]},
+    "gray_16_filters_odd_same_pool": {"input_shape": [9, 9, 1], "layers": [
+        {"Conv2D": {"filters": 16, "kernel_size": 3, "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
     "mlp_on_vectors": {"input_shape": [64], "layers": [
         {"Reshape": {"target_shape": [8, 8, 1]}},
         {"Conv2D": {"filters": 3, "kernel_size": 3, "activation": "leaky_relu"}},

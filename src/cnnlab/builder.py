@@ -119,8 +119,9 @@ def _fuse_first_conv_and_pool(spec: ModelSpec, modules: nn.ModuleList) -> None:
         return  # 'valid' drops an odd last row; the kernel's ceil rule would keep it
     modules[0].pooled_hw = spec.output_shapes[1][:2]
     modules[0].activation = None
+    modules[0].pooled_activation = act if act.fn is not None else None
     modules[1].done_by_previous = True
-    modules[1].post_activation = act if act.fn is not None else None
+    modules[1].post_activation = None
 
 
 def build(spec: ModelSpec, *, seed: int | None = None, fuse_pooling: bool = True) -> KerasSequential:

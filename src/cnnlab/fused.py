@@ -1,15 +1,22 @@
-"""Optional C++ kernel: the first Conv2D and the 2x2 max pooling after it, fused.
+"""Optional C++ kernels around 2x2/stride-2 max pooling (csrc/fused.cpp).
 
-The lecture's first block (Conv2D(32, 3x3) then MaxPooling2D(2)) spends most of
-its time writing, pooling and differentiating a full-resolution activation that
-pooling immediately shrinks 4x. The kernel (csrc/fused.cpp) computes each pooled
-pixel's four convolution outputs in registers, keeps the largest (remembering
-which, in one byte), and computes the weight gradient straight from the input.
-It applies where the convolution's input needs no gradient (the data), on CPU, in
-float32. Without the compiled kernel (`available()` is False) the same layers run
-as ordinary torch operations, with the same results.
+- `conv_pool`: the first Conv2D and the 2x2 max pooling after it, fused. The
+  lecture's first block spends most of its time writing, pooling and
+  differentiating a full-resolution activation that pooling immediately
+  shrinks 4x. The kernel computes each pooled pixel's four convolution outputs
+  in registers, keeps the largest (remembering which, in one byte), and
+  computes the weight gradient straight from the input. It applies where the
+  convolution's input needs no gradient (the data).
+- `max_pool`: 2x2 max pooling of any activation, with the winner of each window
+  in one byte, so the backward pass writes each input gradient once (torch's
+  zero-fills the input gradient, then scatters through int64 indices).
 
-    >>> if available(): out = conv_pool(x_nhwc_padded, w_keras_layout, bias, (13, 13))
+Both can apply a ReLU after pooling in the same pass (max(relu(x)) == relu(max(x))).
+They run on CPU in float32, channels last. Without the compiled kernel
+(`available()` is False) the layers run as ordinary torch operations, with the
+same results.
+
+    >>> if usable(x): out = conv_pool(x_nhwc_padded, w_keras_layout, bias, (13, 13), relu=True)
 """
 from __future__ import annotations
 
@@ -27,10 +34,10 @@ def available() -> bool:
 
 class _ConvPool(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w, b, out_h: int, out_w: int):
+    def forward(ctx, x, w, b, out_h: int, out_w: int, relu: bool):
         # x (N, Hp, Wp, Cin) padded; w (KH, KW, Cin, Cout); -> (N, out_h, out_w, Cout)
         bias = b if b is not None else x.new_empty(0)
-        out, arg = _ext.conv_pool_forward(x, w, bias, out_h, out_w)
+        out, arg = _ext.conv_pool_forward(x, w, bias, out_h, out_w, relu, True)
         ctx.save_for_backward(x, arg)
         ctx.kernel = (w.shape[0], w.shape[1])
         ctx.has_bias = b is not None
@@ -40,14 +47,42 @@ class _ConvPool(torch.autograd.Function):
     def backward(ctx, grad):
         x, arg = ctx.saved_tensors
         gw, gb = _ext.conv_pool_backward(x, arg, grad.contiguous(), *ctx.kernel)
-        return None, gw, (gb if ctx.has_bias else None), None, None
+        return None, gw, (gb if ctx.has_bias else None), None, None, None
 
 
-def conv_pool(x, w, b, out_hw: tuple[int, int]):
+def conv_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
     """Max over each 2x2 window (stride 2) of the stride-1 convolution of x with w, plus b."""
-    return _ConvPool.apply(x, w, b, out_hw[0], out_hw[1])
+    params = [w] if b is None else [w, b]
+    if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+        return _ConvPool.apply(x, w, b, out_hw[0], out_hw[1], relu)
+    bias = b if b is not None else x.new_empty(0)
+    return _ext.conv_pool_forward(x, w, bias, out_hw[0], out_hw[1], relu, False)[0]
+
+
+class _MaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, out_h: int, out_w: int, relu: bool):
+        out, arg = _ext.pool_forward(x, out_h, out_w, relu, True)
+        ctx.save_for_backward(arg)
+        ctx.in_hw = (x.shape[1], x.shape[2])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (arg,) = ctx.saved_tensors
+        return _ext.pool_backward(grad.contiguous(), arg, *ctx.in_hw), None, None, None
+
+
+def max_pool(x, out_hw: tuple[int, int], relu: bool = False):
+    """2x2/stride-2 max pooling of x (N, H, W, C) into (N, *out_hw, C), then ReLU if asked.
+
+    out_hw is H // 2 (valid) or ceil(H / 2) (TF 'same' padded at the end: the last
+    window holds the pixels that exist)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _MaxPool.apply(x.contiguous(), out_hw[0], out_hw[1], relu)
+    return _ext.pool_forward(x.contiguous(), out_hw[0], out_hw[1], relu, False)[0]
 
 
 def usable(x: torch.Tensor) -> bool:
-    return (_ext is not None and x.device.type == "cpu" and x.dtype == torch.float32
-            and not x.requires_grad)
+    """The kernels run on x: compiled, CPU, float32 (the convolution also needs x constant)."""
+    return _ext is not None and x.device.type == "cpu" and x.dtype == torch.float32

@@ -1,168 +1,378 @@
-// Fused Conv2D (stride 1) + 2x2/stride-2 max pooling for a layer whose input needs no
-// gradient (the first layer, which sees the data). The full-resolution convolution
-// output is never written: each pooled pixel computes its four convolution outputs,
-// keeps the largest per channel and remembers which (one byte). The weight gradient is
-// computed straight from the input and those choices.
+// Fused CPU kernels for the layers around 2x2/stride-2 max pooling (channels last).
+//
+// 1. conv_pool: Conv2D (stride 1) + 2x2 max pooling (+ ReLU) for a layer whose input needs
+//    no gradient (the first layer, which sees the data). The full-resolution convolution
+//    output is never written: each pooled pixel computes its four convolution outputs in
+//    registers, keeps the largest per channel and remembers which (one byte). The weight
+//    gradient is computed straight from the input and those choices.
+// 2. pool: 2x2 max pooling (+ ReLU) of any activation, forward and input gradient, with
+//    the winner of each window in one byte, so the backward pass writes every input
+//    gradient once (no zero fill, no index tensor of int64).
 //
 // Layouts (Keras's, channels last):
 //   x   (N, Hp, Wp, Cin)  float32, already padded for 'same' convolution
 //   w   (KH, KW, Cin, Cout) float32
-//   out (N, Ho, Wo, Cout) the pooled pre-activation; arg (N, Ho, Wo, Cout) uint8 in 0..3
-// A window offset whose conv position falls outside the conv output is skipped, which
-// is what max pooling with ceil_mode (TF 'same' padded only at the end) does.
+//   out (N, Ho, Wo, Cout) the pooled output; arg (N, Ho, Wo, Cout) uint8:
+//       0..3 the winning offset (row-major in the window), CLIPPED when ReLU zeroed it.
+// A window offset outside the pooled input is skipped, which is what max pooling with
+// ceil_mode (TF 'same' padded only at the end) does. The first maximum in scan order
+// wins and NaN propagates (the last NaN wins), as in torch's max_pool2d; ReLU keeps NaN and zeroes x <= 0
+// (its gradient there is 0), as torch's relu does.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
 namespace {
 
-void check_inputs(const at::Tensor& x, const at::Tensor& w) {
+constexpr uint8_t CLIPPED = 4;
+
+void check_conv(const at::Tensor& x, const at::Tensor& w) {
   TORCH_CHECK(x.dim() == 4 && w.dim() == 4, "expected x (N,H,W,C) and w (KH,KW,Cin,Cout)");
   TORCH_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat, "float32 only");
   TORCH_CHECK(x.is_contiguous() && w.is_contiguous(), "contiguous tensors only");
   TORCH_CHECK(x.size(3) == w.size(2), "channel mismatch");
 }
 
-// The four convolution outputs under one pooled pixel, for Cout known at compile time so
-// the accumulators stay in registers. acc is (4, C); offsets outside the conv output are
-// skipped by the caller through `valid`.
-template <int C>
-inline void accumulate4(const float* __restrict__ xp, const float* __restrict__ wp,
-                        const float* __restrict__ bp, float* __restrict__ acc, int valid,
-                        int64_t row0, int64_t col0, int64_t Hp_stride_row, int64_t Cin,
-                        int64_t KH, int64_t KW) {
-  float r[4][C];
-  for (int off = 0; off < 4; ++off)
-#pragma omp simd
-    for (int co = 0; co < C; ++co) r[off][co] = bp ? bp[co] : 0.f;
+// Max over the valid offsets of acc (4, C) into o, the winner into a; ReLU if asked.
+inline void pick_scalar(const float* acc, int valid, int64_t C, bool relu, float* o, uint8_t* a) {
+  for (int64_t c = 0; c < C; ++c) {
+    float m = 0.f;
+    int arg = -1;
+    for (int off = 0; off < 4; ++off) {
+      if (!(valid >> off & 1)) continue;
+      const float v = acc[off * C + c];
+      if (arg < 0 || v > m || v != v) { m = v; arg = off; }
+    }
+    if (relu && m <= 0.f) { m = 0.f; arg = CLIPPED; }
+    o[c] = m;
+    if (a) a[c] = static_cast<uint8_t>(arg);
+  }
+}
+
+#if defined(__AVX512F__)
+// The 16-lane version of pick_scalar for four valid offsets.
+inline void pick16(const __m512* v, bool relu, float* o, uint8_t* a) {
+  __m512 m = v[0];
+  __m512i arg = _mm512_setzero_si512();
+  for (int off = 1; off < 4; ++off) {
+    const __mmask16 take = _mm512_cmp_ps_mask(v[off], m, _CMP_GT_OQ) |
+                           _mm512_cmp_ps_mask(v[off], v[off], _CMP_UNORD_Q);
+    m = _mm512_mask_blend_ps(take, m, v[off]);
+    arg = _mm512_mask_blend_epi32(take, arg, _mm512_set1_epi32(off));
+  }
+  if (relu) {
+    const __mmask16 clip = _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_LE_OQ);
+    m = _mm512_mask_blend_ps(clip, m, _mm512_setzero_ps());
+    arg = _mm512_mask_blend_epi32(clip, arg, _mm512_set1_epi32(CLIPPED));
+  }
+  _mm512_storeu_ps(o, m);
+  if (a) _mm_storeu_si128(reinterpret_cast<__m128i*>(a), _mm512_cvtepi32_epi8(arg));
+}
+
+// One pooled pixel, NV*16 output channels starting at channel co0: the four convolution
+// outputs under it (all inside the conv output), pooled.
+// CIN > 0 fixes the input channels at compile time (1: grayscale, 3: RGB), so the tap
+// loop carries no inner loop; CIN == 0 reads them from Cin.
+template <int NV, int CIN>
+inline void conv_pool_pixel(const float* __restrict__ x00, const float* __restrict__ w,
+                            const float* __restrict__ b, int64_t co0, int64_t Cout,
+                            int64_t row_stride, int64_t Cin_, int64_t KH, int64_t KW, bool relu,
+                            float* o, uint8_t* a) {
+  const int64_t Cin = CIN > 0 ? CIN : Cin_;
+  __m512 acc[4][NV];
+  for (int v = 0; v < NV; ++v) {
+    const __m512 bias = b ? _mm512_loadu_ps(b + co0 + 16 * v) : _mm512_setzero_ps();
+    for (int off = 0; off < 4; ++off) acc[off][v] = bias;
+  }
   for (int64_t ky = 0; ky < KH; ++ky) {
     for (int64_t kx = 0; kx < KW; ++kx) {
-      const float* __restrict__ wv = wp + (ky * KW + kx) * Cin * C;
-      const float* __restrict__ x00 = xp + (row0 + ky) * Hp_stride_row + (col0 + kx) * Cin;
-      for (int64_t ci = 0; ci < Cin; ++ci) {
-        const float* __restrict__ wr = wv + ci * C;
-        const float v0 = x00[ci], v1 = x00[Cin + ci];
-        const float v2 = x00[Hp_stride_row + ci], v3 = x00[Hp_stride_row + Cin + ci];
-#pragma omp simd
-        for (int co = 0; co < C; ++co) {
-          const float w = wr[co];
-          r[0][co] += v0 * w;
-          r[1][co] += v1 * w;
-          r[2][co] += v2 * w;
-          r[3][co] += v3 * w;
+      const float* __restrict__ xr = x00 + ky * row_stride + kx * Cin;
+      const float* __restrict__ wr = w + (ky * KW + kx) * Cin * Cout + co0;
+      for (int64_t ci = 0; ci < Cin; ++ci, wr += Cout) {
+        __m512 wv[NV];
+        for (int v = 0; v < NV; ++v) wv[v] = _mm512_loadu_ps(wr + 16 * v);
+        const __m512 x0 = _mm512_set1_ps(xr[ci]), x1 = _mm512_set1_ps(xr[Cin + ci]);
+        const __m512 x2 = _mm512_set1_ps(xr[row_stride + ci]);
+        const __m512 x3 = _mm512_set1_ps(xr[row_stride + Cin + ci]);
+        for (int v = 0; v < NV; ++v) {
+          acc[0][v] = _mm512_fmadd_ps(x0, wv[v], acc[0][v]);
+          acc[1][v] = _mm512_fmadd_ps(x1, wv[v], acc[1][v]);
+          acc[2][v] = _mm512_fmadd_ps(x2, wv[v], acc[2][v]);
+          acc[3][v] = _mm512_fmadd_ps(x3, wv[v], acc[3][v]);
         }
       }
     }
   }
-  for (int off = 0; off < 4; ++off)
-#pragma omp simd
-    for (int co = 0; co < C; ++co) acc[off * C + co] = r[off][co];
-  (void)valid;
+  for (int v = 0; v < NV; ++v) {
+    const __m512 four[4] = {acc[0][v], acc[1][v], acc[2][v], acc[3][v]};
+    pick16(four, relu, o + co0 + 16 * v, a ? a + co0 + 16 * v : nullptr);
+  }
 }
 
-// Weight-gradient contribution of one pooled pixel: gw[k][co] += sum over the four
-// offsets of x_off[k] * gm[off][co], with gm the pooled gradient routed to the winner.
-template <int C>
-inline void backward4(const float* __restrict__ x00, const float* __restrict__ gm,
-                      float* __restrict__ gw, int64_t row_stride, int64_t Cin, int64_t KH,
-                      int64_t KW) {
-  float m[4][C];
-  for (int off = 0; off < 4; ++off)
-#pragma omp simd
-    for (int co = 0; co < C; ++co) m[off][co] = gm[off * C + co];
+// One input channel and a KxK kernel (a grayscale first layer): a row of pooled pixels
+// with the whole kernel held in registers (K*K*NV vectors), j from j0 to j1.
+template <int NV, int K>
+inline void conv_pool_row_c1(const float* __restrict__ x0row, int64_t Wp,
+                             const float* __restrict__ w, const float* __restrict__ b,
+                             int64_t j0, int64_t j1, bool relu, float* o, uint8_t* a) {
+  constexpr int C = 16 * NV;
+  __m512 wr[K * K][NV], bias[NV];
+  for (int t = 0; t < K * K; ++t)
+    for (int v = 0; v < NV; ++v) wr[t][v] = _mm512_loadu_ps(w + t * C + 16 * v);
+  for (int v = 0; v < NV; ++v) bias[v] = b ? _mm512_loadu_ps(b + 16 * v) : _mm512_setzero_ps();
+  for (int64_t j = j0; j < j1; ++j) {
+    const float* __restrict__ x00 = x0row + 2 * j;
+    __m512 acc[4][NV];
+    for (int v = 0; v < NV; ++v)
+      for (int off = 0; off < 4; ++off) acc[off][v] = bias[v];
+    for (int ky = 0; ky < K; ++ky)
+      for (int kx = 0; kx < K; ++kx) {
+        const float* xr = x00 + ky * Wp + kx;
+        const __m512 v0 = _mm512_set1_ps(xr[0]), v1 = _mm512_set1_ps(xr[1]);
+        const __m512 v2 = _mm512_set1_ps(xr[Wp]), v3 = _mm512_set1_ps(xr[Wp + 1]);
+        for (int v = 0; v < NV; ++v) {
+          acc[0][v] = _mm512_fmadd_ps(v0, wr[ky * K + kx][v], acc[0][v]);
+          acc[1][v] = _mm512_fmadd_ps(v1, wr[ky * K + kx][v], acc[1][v]);
+          acc[2][v] = _mm512_fmadd_ps(v2, wr[ky * K + kx][v], acc[2][v]);
+          acc[3][v] = _mm512_fmadd_ps(v3, wr[ky * K + kx][v], acc[3][v]);
+        }
+      }
+    for (int v = 0; v < NV; ++v) {
+      const __m512 four[4] = {acc[0][v], acc[1][v], acc[2][v], acc[3][v]};
+      pick16(four, relu, o + j * C + 16 * v, a ? a + j * C + 16 * v : nullptr);
+    }
+  }
+}
+
+// Weight and bias gradient of one pooled pixel, NV*16 channels from co0: the pooled
+// gradient goes to the winning offset of each channel.
+template <int NV, int CIN>
+inline void conv_pool_pixel_backward(const float* __restrict__ x00, const float* __restrict__ g,
+                                     const uint8_t* __restrict__ a, float* __restrict__ gw,
+                                     float* __restrict__ gb, int64_t co0, int64_t Cout,
+                                     int64_t row_stride, int64_t Cin_, int64_t KH, int64_t KW) {
+  const int64_t Cin = CIN > 0 ? CIN : Cin_;
+  __m512 m[4][NV];
+  for (int v = 0; v < NV; ++v) {
+    const __m512 gv = _mm512_loadu_ps(g + co0 + 16 * v);
+    const __m512i av = _mm512_cvtepu8_epi32(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + co0 + 16 * v)));
+    __m512 sum = _mm512_setzero_ps();
+    for (int off = 0; off < 4; ++off) {
+      const __mmask16 hit = _mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(off));
+      m[off][v] = _mm512_maskz_mov_ps(hit, gv);
+      sum = _mm512_add_ps(sum, m[off][v]);
+    }
+    float* gbv = gb + co0 + 16 * v;
+    _mm512_storeu_ps(gbv, _mm512_add_ps(_mm512_loadu_ps(gbv), sum));
+  }
   for (int64_t ky = 0; ky < KH; ++ky) {
     for (int64_t kx = 0; kx < KW; ++kx) {
-      const float* __restrict__ xv = x00 + ky * row_stride + kx * Cin;
-      float* __restrict__ gwv = gw + (ky * KW + kx) * Cin * C;
-      for (int64_t ci = 0; ci < Cin; ++ci) {
-        const float v0 = xv[ci], v1 = xv[Cin + ci];
-        const float v2 = xv[row_stride + ci], v3 = xv[row_stride + Cin + ci];
-        float* __restrict__ gr = gwv + ci * C;
-#pragma omp simd
-        for (int co = 0; co < C; ++co)
-          gr[co] += v0 * m[0][co] + v1 * m[1][co] + v2 * m[2][co] + v3 * m[3][co];
+      const float* __restrict__ xr = x00 + ky * row_stride + kx * Cin;
+      float* __restrict__ gr = gw + (ky * KW + kx) * Cin * Cout + co0;
+      for (int64_t ci = 0; ci < Cin; ++ci, gr += Cout) {
+        const __m512 x0 = _mm512_set1_ps(xr[ci]), x1 = _mm512_set1_ps(xr[Cin + ci]);
+        const __m512 x2 = _mm512_set1_ps(xr[row_stride + ci]);
+        const __m512 x3 = _mm512_set1_ps(xr[row_stride + Cin + ci]);
+        for (int v = 0; v < NV; ++v) {
+          __m512 s = _mm512_loadu_ps(gr + 16 * v);
+          s = _mm512_fmadd_ps(x0, m[0][v], s);
+          s = _mm512_fmadd_ps(x1, m[1][v], s);
+          s = _mm512_fmadd_ps(x2, m[2][v], s);
+          s = _mm512_fmadd_ps(x3, m[3][v], s);
+          _mm512_storeu_ps(gr + 16 * v, s);
+        }
       }
     }
   }
+}
+
+// The backward of conv_pool_row_c1: the weight and bias gradients of a row of pooled
+// pixels (j from j0 to j1) accumulated in registers, then added to gw and gb.
+template <int NV, int K>
+inline void conv_pool_row_c1_backward(const float* __restrict__ x0row, int64_t Wp,
+                                      const float* __restrict__ g, const uint8_t* __restrict__ a,
+                                      int64_t j0, int64_t j1, float* __restrict__ gw,
+                                      float* __restrict__ gb) {
+  constexpr int C = 16 * NV;
+  __m512 sw[K * K][NV], sb[NV];
+  for (int t = 0; t < K * K; ++t)
+    for (int v = 0; v < NV; ++v) sw[t][v] = _mm512_setzero_ps();
+  for (int v = 0; v < NV; ++v) sb[v] = _mm512_setzero_ps();
+  for (int64_t j = j0; j < j1; ++j) {
+    const float* __restrict__ x00 = x0row + 2 * j;
+    __m512 m[4][NV];
+    for (int v = 0; v < NV; ++v) {
+      const __m512 gv = _mm512_loadu_ps(g + j * C + 16 * v);
+      const __m512i av = _mm512_cvtepu8_epi32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + j * C + 16 * v)));
+      for (int off = 0; off < 4; ++off) {
+        m[off][v] = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(av, _mm512_set1_epi32(off)), gv);
+        sb[v] = _mm512_add_ps(sb[v], m[off][v]);
+      }
+    }
+    for (int ky = 0; ky < K; ++ky)
+      for (int kx = 0; kx < K; ++kx) {
+        const float* xr = x00 + ky * Wp + kx;
+        const __m512 v0 = _mm512_set1_ps(xr[0]), v1 = _mm512_set1_ps(xr[1]);
+        const __m512 v2 = _mm512_set1_ps(xr[Wp]), v3 = _mm512_set1_ps(xr[Wp + 1]);
+        for (int v = 0; v < NV; ++v) {
+          __m512 s = sw[ky * K + kx][v];
+          s = _mm512_fmadd_ps(v0, m[0][v], s);
+          s = _mm512_fmadd_ps(v1, m[1][v], s);
+          s = _mm512_fmadd_ps(v2, m[2][v], s);
+          sw[ky * K + kx][v] = _mm512_fmadd_ps(v3, m[3][v], s);
+        }
+      }
+  }
+  for (int t = 0; t < K * K; ++t)
+    for (int v = 0; v < NV; ++v) {
+      float* d = gw + t * C + 16 * v;
+      _mm512_storeu_ps(d, _mm512_add_ps(_mm512_loadu_ps(d), sw[t][v]));
+    }
+  for (int v = 0; v < NV; ++v)
+    _mm512_storeu_ps(gb + 16 * v, _mm512_add_ps(_mm512_loadu_ps(gb + 16 * v), sb[v]));
+}
+
+// Runs f.template operator()<NV>(co0) over the channels in blocks of up to 64.
+template <typename F>
+inline void channel_blocks(int64_t C, F&& f) {
+  int64_t co0 = 0;
+  for (; co0 + 64 <= C; co0 += 64) f(std::integral_constant<int, 4>{}, co0);
+  switch ((C - co0) / 16) {
+    case 3: f(std::integral_constant<int, 3>{}, co0); break;
+    case 2: f(std::integral_constant<int, 2>{}, co0); break;
+    case 1: f(std::integral_constant<int, 1>{}, co0); break;
+    default: break;
+  }
+}
+#endif
+
+// pick_scalar, 16 channels at a time where vec (C a multiple of 16).
+inline void pick(const float* acc, int valid, int64_t C, bool vec, bool relu, float* o,
+                 uint8_t* a) {
+#if defined(__AVX512F__)
+  if (vec) {  // a missing offset reads as -inf: it never wins
+    const __m512 none = _mm512_set1_ps(-INFINITY);
+    for (int64_t c = 0; c < C; c += 16) {
+      __m512 four[4];
+      for (int off = 0; off < 4; ++off)
+        four[off] = valid >> off & 1 ? _mm512_loadu_ps(acc + off * C + c) : none;
+      pick16(four, relu, o + c, a ? a + c : nullptr);
+    }
+    return;
+  }
+#endif
+  (void)vec;
+  pick_scalar(acc, valid, C, relu, o, a);
+}
+
+bool vector_path(int64_t C) {
+#if defined(__AVX512F__)
+  return C % 16 == 0;
+#else
+  (void)C;
+  return false;
+#endif
+}
+
+// The four convolution outputs under pooled pixel (i, j), offsets outside skipped.
+void conv4_scalar(const float* xp, const float* wp, const float* bp, float* acc, int valid,
+                  int64_t n, int64_t i, int64_t j, int64_t Hp, int64_t Wp, int64_t Cin,
+                  int64_t KH, int64_t KW, int64_t Cout) {
+  for (int off = 0; off < 4; ++off) {
+    if (!(valid >> off & 1)) continue;
+    const int64_t r = 2 * i + (off >> 1), c = 2 * j + (off & 1);
+    float* __restrict__ ac = acc + off * Cout;
+    for (int64_t co = 0; co < Cout; ++co) ac[co] = bp ? bp[co] : 0.f;
+    for (int64_t ky = 0; ky < KH; ++ky)
+      for (int64_t kx = 0; kx < KW; ++kx) {
+        const float* __restrict__ xv = xp + ((n * Hp + r + ky) * Wp + c + kx) * Cin;
+        const float* __restrict__ wv = wp + (ky * KW + kx) * Cin * Cout;
+        for (int64_t ci = 0; ci < Cin; ++ci) {
+          const float v = xv[ci];
+          const float* __restrict__ wr = wv + ci * Cout;
+#pragma omp simd
+          for (int64_t co = 0; co < Cout; ++co) ac[co] += v * wr[co];
+        }
+      }
+  }
+}
+
+int valid_offsets(int64_t i, int64_t j, int64_t H, int64_t W) {
+  int valid = 0;
+  for (int off = 0; off < 4; ++off)
+    if (2 * i + (off >> 1) < H && 2 * j + (off & 1) < W) valid |= 1 << off;
+  return valid;
 }
 
 }  // namespace
 
 std::vector<at::Tensor> conv_pool_forward(const at::Tensor& x, const at::Tensor& w,
-                                          const at::Tensor& b, int64_t Ho, int64_t Wo) {
-  check_inputs(x, w);
+                                          const at::Tensor& b, int64_t Ho, int64_t Wo,
+                                          bool relu, bool want_arg) {
+  check_conv(x, w);
   const int64_t N = x.size(0), Hp = x.size(1), Wp = x.size(2), Cin = x.size(3);
   const int64_t KH = w.size(0), KW = w.size(1), Cout = w.size(3);
   const int64_t Hc = Hp - KH + 1, Wc = Wp - KW + 1;  // conv output size
   auto out = at::empty({N, Ho, Wo, Cout}, x.options());
-  auto arg = at::empty({N, Ho, Wo, Cout}, x.options().dtype(at::kByte));
+  auto arg = want_arg ? at::empty({N, Ho, Wo, Cout}, x.options().dtype(at::kByte)) : at::Tensor();
   const float* xp = x.data_ptr<float>();
   const float* wp = w.data_ptr<float>();
   const float* bp = b.defined() && b.numel() ? b.data_ptr<float>() : nullptr;
   float* op = out.data_ptr<float>();
-  uint8_t* ap = arg.data_ptr<uint8_t>();
+  uint8_t* ap = want_arg ? arg.data_ptr<uint8_t>() : nullptr;
+  const bool vec = vector_path(Cout);
   at::parallel_for(0, N * Ho, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> acc_buf(4 * Cout);
-    float* __restrict__ acc = acc_buf.data();
+    std::vector<float> acc(4 * Cout);
     for (int64_t nr = begin; nr < end; ++nr) {
       const int64_t n = nr / Ho, i = nr % Ho;
-      for (int64_t j = 0; j < Wo; ++j) {
-        float* __restrict__ o = op + ((n * Ho + i) * Wo + j) * Cout;
-        uint8_t* __restrict__ a = ap + ((n * Ho + i) * Wo + j) * Cout;
-        int valid = 0;
-        for (int off = 0; off < 4; ++off) {
-          const int64_t r = 2 * i + (off >> 1), c = 2 * j + (off & 1);
-          if (r < Hc && c < Wc) valid |= 1 << off;
+      int64_t j = 0;
+#if defined(__AVX512F__)
+      if (Cin == 1 && KH == 3 && KW == 3 && (Cout == 16 || Cout == 32) && 2 * i + 1 < Hc) {
+        const int64_t full = std::min(Wo, Wc / 2);  // pooled pixels with all four offsets
+        const int64_t at_ = (n * Ho + i) * Wo * Cout;
+        const float* x0row = xp + (n * Hp + 2 * i) * Wp;
+        uint8_t* a = ap ? ap + at_ : nullptr;
+        if (Cout == 16) conv_pool_row_c1<1, 3>(x0row, Wp, wp, bp, 0, full, relu, op + at_, a);
+        else conv_pool_row_c1<2, 3>(x0row, Wp, wp, bp, 0, full, relu, op + at_, a);
+        j = full;
+      }
+#endif
+      for (; j < Wo; ++j) {
+        const int64_t at_ = ((n * Ho + i) * Wo + j) * Cout;
+        float* o = op + at_;
+        uint8_t* a = ap ? ap + at_ : nullptr;
+        const int valid = valid_offsets(i, j, Hc, Wc);
+#if defined(__AVX512F__)
+        if (vec && valid == 15) {
+          const float* x00 = xp + ((n * Hp + 2 * i) * Wp + 2 * j) * Cin;
+          channel_blocks(Cout, [&](auto nv, int64_t co0) {
+            constexpr int NV = decltype(nv)::value;
+            if (Cin == 1)
+              conv_pool_pixel<NV, 1>(x00, wp, bp, co0, Cout, Wp, 1, KH, KW, relu, o, a);
+            else if (Cin == 3)
+              conv_pool_pixel<NV, 3>(x00, wp, bp, co0, Cout, Wp * 3, 3, KH, KW, relu, o, a);
+            else
+              conv_pool_pixel<NV, 0>(x00, wp, bp, co0, Cout, Wp * Cin, Cin, KH, KW, relu, o, a);
+          });
+          continue;
         }
-        // the fast path reads a (KH+1, KW+1) window: it needs all four offsets inside
-        const bool full = valid == 15;
-        if (full && Cout == 32) {
-          accumulate4<32>(xp + n * Hp * Wp * Cin, wp, bp, acc, valid, 2 * i, 2 * j, Wp * Cin, Cin, KH, KW);
-        } else if (full && Cout == 16) {
-          accumulate4<16>(xp + n * Hp * Wp * Cin, wp, bp, acc, valid, 2 * i, 2 * j, Wp * Cin, Cin, KH, KW);
-        } else if (full && Cout == 64) {
-          accumulate4<64>(xp + n * Hp * Wp * Cin, wp, bp, acc, valid, 2 * i, 2 * j, Wp * Cin, Cin, KH, KW);
-        } else {
-          for (int off = 0; off < 4; ++off) {
-            if (!(valid >> off & 1)) continue;
-            const int64_t r = 2 * i + (off >> 1), c = 2 * j + (off & 1);
-            float* __restrict__ ac = acc + off * Cout;
-#pragma omp simd
-            for (int64_t co = 0; co < Cout; ++co) ac[co] = bp ? bp[co] : 0.f;
-            for (int64_t ky = 0; ky < KH; ++ky) {
-              for (int64_t kx = 0; kx < KW; ++kx) {
-                const float* __restrict__ xv = xp + ((n * Hp + r + ky) * Wp + c + kx) * Cin;
-                const float* __restrict__ wv = wp + (ky * KW + kx) * Cin * Cout;
-                for (int64_t ci = 0; ci < Cin; ++ci) {
-                  const float v = xv[ci];
-                  const float* __restrict__ wr = wv + ci * Cout;
-#pragma omp simd
-                  for (int64_t co = 0; co < Cout; ++co) ac[co] += v * wr[co];
-                }
-              }
-            }
-          }
-        }
-        // first maximum in scan order wins, as in max_pool2d; NaN propagates
-#pragma omp simd
-        for (int64_t co = 0; co < Cout; ++co) { o[co] = acc[co]; a[co] = 0; }
-        for (int off = 1; off < 4; ++off) {
-          if (!(valid >> off & 1)) continue;
-          const float* __restrict__ ac = acc + off * Cout;
-#pragma omp simd
-          for (int64_t co = 0; co < Cout; ++co) {
-            const float v = ac[co];
-            const bool take = (v > o[co]) | (v != v);
-            o[co] = take ? v : o[co];
-            a[co] = take ? static_cast<uint8_t>(off) : a[co];
-          }
-        }
+#endif
+        conv4_scalar(xp, wp, bp, acc.data(), valid, n, i, j, Hp, Wp, Cin, KH, KW, Cout);
+        pick(acc.data(), valid, Cout, vec, relu, o, a);
       }
     }
   });
+  (void)vec;
   return {out, arg};
 }
 
@@ -174,54 +384,59 @@ std::vector<at::Tensor> conv_pool_backward(const at::Tensor& x, const at::Tensor
   const int64_t Hc = Hp - KH + 1, Wc = Wp - KW + 1;
   const int64_t wsize = KH * KW * Cin * Cout;
   const int threads = at::get_num_threads();
-  // one accumulator per thread, summed at the end
-  std::vector<std::vector<double>> gw_t(threads, std::vector<double>());
-  std::vector<std::vector<double>> gb_t(threads, std::vector<double>());
+  // one accumulator per thread (float within a thread's share, double across threads)
+  std::vector<std::vector<double>> gw_t(threads), gb_t(threads);
   const float* xp = x.data_ptr<float>();
   const float* gp = grad.data_ptr<float>();
   const uint8_t* ap = arg.data_ptr<uint8_t>();
+  const bool vec = vector_path(Cout);
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
     const int t = at::get_thread_num();
     std::vector<float> gw(wsize, 0.f), gb(Cout, 0.f), gm(4 * Cout);
     for (int64_t n = begin; n < end; ++n) {
       for (int64_t i = 0; i < Ho; ++i) {
-        for (int64_t j = 0; j < Wo; ++j) {
+        int64_t j = 0;
+#if defined(__AVX512F__)
+        if (Cin == 1 && KH == 3 && KW == 3 && (Cout == 16 || Cout == 32) && 2 * i + 1 < Hc) {
+          const int64_t full = std::min(Wo, Wc / 2);
+          const int64_t at_ = (n * Ho + i) * Wo * Cout;
+          const float* x0row = xp + (n * Hp + 2 * i) * Wp;
+          if (Cout == 16)
+            conv_pool_row_c1_backward<1, 3>(x0row, Wp, gp + at_, ap + at_, 0, full, gw.data(), gb.data());
+          else
+            conv_pool_row_c1_backward<2, 3>(x0row, Wp, gp + at_, ap + at_, 0, full, gw.data(), gb.data());
+          j = full;
+        }
+#endif
+        for (; j < Wo; ++j) {
           const float* g = gp + ((n * Ho + i) * Wo + j) * Cout;
           const uint8_t* a = ap + ((n * Ho + i) * Wo + j) * Cout;
-          bool used[4] = {false, false, false, false};
-          float* __restrict__ gmp = gm.data();
-          for (int off = 0; off < 4; ++off) {
-            float* __restrict__ m = gmp + off * Cout;
-            int hits = 0;
-#pragma omp simd reduction(+:hits)
-            for (int64_t co = 0; co < Cout; ++co) {
-              const bool hit = a[co] == off;
-              m[co] = hit ? g[co] : 0.f;
-              hits += hit;
-            }
-            used[off] = hits > 0;
-          }
-          float* __restrict__ gbv = gb.data();
-#pragma omp simd
-          for (int64_t co = 0; co < Cout; ++co) gbv[co] += g[co];
-          const bool full = 2 * i + 1 < Hc && 2 * j + 1 < Wc;
-          const float* __restrict__ x00 = xp + ((n * Hp + 2 * i) * Wp + 2 * j) * Cin;
-          if (full && Cout == 32) {
-            backward4<32>(x00, gmp, gw.data(), Wp * Cin, Cin, KH, KW);
-            continue;
-          } else if (full && Cout == 16) {
-            backward4<16>(x00, gmp, gw.data(), Wp * Cin, Cin, KH, KW);
-            continue;
-          } else if (full && Cout == 64) {
-            backward4<64>(x00, gmp, gw.data(), Wp * Cin, Cin, KH, KW);
+          const float* x00 = xp + ((n * Hp + 2 * i) * Wp + 2 * j) * Cin;
+          const int valid = valid_offsets(i, j, Hc, Wc);
+#if defined(__AVX512F__)
+          if (vec && valid == 15) {
+            channel_blocks(Cout, [&](auto nv, int64_t co0) {
+              constexpr int NV = decltype(nv)::value;
+              float* gwd = gw.data();
+              float* gbd = gb.data();
+              if (Cin == 1)
+                conv_pool_pixel_backward<NV, 1>(x00, g, a, gwd, gbd, co0, Cout, Wp, 1, KH, KW);
+              else if (Cin == 3)
+                conv_pool_pixel_backward<NV, 3>(x00, g, a, gwd, gbd, co0, Cout, Wp * 3, 3, KH, KW);
+              else
+                conv_pool_pixel_backward<NV, 0>(x00, g, a, gwd, gbd, co0, Cout, Wp * Cin, Cin,
+                                                KH, KW);
+            });
             continue;
           }
+#endif
           for (int off = 0; off < 4; ++off) {
-            if (!used[off]) continue;
+            float* __restrict__ m = gm.data() + off * Cout;
+            for (int64_t co = 0; co < Cout; ++co) m[co] = a[co] == off ? g[co] : 0.f;
+            for (int64_t co = 0; co < Cout; ++co) gb[co] += m[co];
+            if (!(valid >> off & 1)) continue;
             const int64_t r = 2 * i + (off >> 1), c = 2 * j + (off & 1);
-            if (r >= Hc || c >= Wc) continue;
-            const float* __restrict__ m = gmp + off * Cout;
-            for (int64_t ky = 0; ky < KH; ++ky) {
+            for (int64_t ky = 0; ky < KH; ++ky)
               for (int64_t kx = 0; kx < KW; ++kx) {
                 const float* __restrict__ xv = xp + ((n * Hp + r + ky) * Wp + c + kx) * Cin;
                 float* __restrict__ gwv = gw.data() + (ky * KW + kx) * Cin * Cout;
@@ -232,7 +447,6 @@ std::vector<at::Tensor> conv_pool_backward(const at::Tensor& x, const at::Tensor
                   for (int64_t co = 0; co < Cout; ++co) gr[co] += v * m[co];
                 }
               }
-            }
           }
         }
       }
@@ -243,6 +457,7 @@ std::vector<at::Tensor> conv_pool_backward(const at::Tensor& x, const at::Tensor
     for (int64_t k = 0; k < wsize; ++k) tw[k] += gw[k];
     for (int64_t co = 0; co < Cout; ++co) tb[co] += gb[co];
   });
+  (void)vec;
   auto gw = at::zeros({KH, KW, Cin, Cout}, x.options());
   auto gb = at::zeros({Cout}, x.options());
   float* gwp = gw.data_ptr<float>();
@@ -255,7 +470,90 @@ std::vector<at::Tensor> conv_pool_backward(const at::Tensor& x, const at::Tensor
   return {gw, gb};
 }
 
+// 2x2/stride-2 max pooling (+ ReLU) of x (N, H, W, C) into (N, Ho, Wo, C).
+std::vector<at::Tensor> pool_forward(const at::Tensor& x, int64_t Ho, int64_t Wo, bool relu,
+                                     bool want_arg) {
+  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.is_contiguous(),
+              "expected a contiguous float32 (N, H, W, C) tensor");
+  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  TORCH_CHECK(2 * Ho - 1 <= H && H <= 2 * Ho + 1 && 2 * Wo - 1 <= W && W <= 2 * Wo + 1,
+              "pooled size does not fit the input");
+  auto out = at::empty({N, Ho, Wo, C}, x.options());
+  auto arg = want_arg ? at::empty({N, Ho, Wo, C}, x.options().dtype(at::kByte)) : at::Tensor();
+  const float* xp = x.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  uint8_t* ap = want_arg ? arg.data_ptr<uint8_t>() : nullptr;
+  const bool vec = vector_path(C);
+  at::parallel_for(0, N * Ho, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> acc(4 * C);
+    for (int64_t nr = begin; nr < end; ++nr) {
+      const int64_t n = nr / Ho, i = nr % Ho;
+      for (int64_t j = 0; j < Wo; ++j) {
+        const int64_t at_ = ((n * Ho + i) * Wo + j) * C;
+        const int valid = valid_offsets(i, j, H, W);
+        const float* x00 = xp + ((n * H + 2 * i) * W + 2 * j) * C;
+#if defined(__AVX512F__)
+        if (vec) {  // a missing pixel (ceil mode) reads as -inf: it never wins
+          const __m512 none = _mm512_set1_ps(-INFINITY);
+          for (int64_t c = 0; c < C; c += 16) {
+            __m512 four[4];
+            for (int off = 0; off < 4; ++off)
+              four[off] = valid >> off & 1
+                              ? _mm512_loadu_ps(x00 + ((off >> 1) * W + (off & 1)) * C + c)
+                              : none;
+            pick16(four, relu, op + at_ + c, ap ? ap + at_ + c : nullptr);
+          }
+          continue;
+        }
+#endif
+        for (int off = 0; off < 4; ++off) {
+          if (!(valid >> off & 1)) continue;
+          const float* src = x00 + ((off >> 1) * W + (off & 1)) * C;
+          std::copy(src, src + C, acc.data() + off * C);
+        }
+        pick(acc.data(), valid, C, false, relu, op + at_, ap ? ap + at_ : nullptr);
+      }
+    }
+  });
+  (void)vec;
+  return {out, arg};
+}
+
+// The input gradient of pool_forward: each input pixel gets its window's gradient if it
+// won, else 0. Rows/columns that no window covers get 0.
+at::Tensor pool_backward(const at::Tensor& grad, const at::Tensor& arg, int64_t H, int64_t W) {
+  TORCH_CHECK(grad.is_contiguous() && arg.is_contiguous(), "contiguous only");
+  const int64_t N = grad.size(0), Ho = grad.size(1), Wo = grad.size(2), C = grad.size(3);
+  auto gin = at::empty({N, H, W, C}, grad.options());
+  const float* gp = grad.data_ptr<float>();
+  const uint8_t* ap = arg.data_ptr<uint8_t>();
+  float* ip = gin.data_ptr<float>();
+  const int64_t Hcov = std::min(H, 2 * Ho), Wcov = std::min(W, 2 * Wo);
+  at::parallel_for(0, N * H, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t nr = begin; nr < end; ++nr) {
+      const int64_t n = nr / H, r = nr % H;
+      float* row = ip + (n * H + r) * W * C;
+      if (r >= Hcov) { std::fill(row, row + W * C, 0.f); continue; }
+      const int64_t i = r / 2;
+      const int dy = static_cast<int>(r % 2);
+      for (int64_t c_ = 0; c_ < Wcov; ++c_) {
+        const int64_t j = c_ / 2;
+        const uint8_t off = static_cast<uint8_t>(dy * 2 + c_ % 2);
+        const float* g = gp + ((n * Ho + i) * Wo + j) * C;
+        const uint8_t* a = ap + ((n * Ho + i) * Wo + j) * C;
+        float* dst = row + c_ * C;
+#pragma omp simd
+        for (int64_t k = 0; k < C; ++k) dst[k] = a[k] == off ? g[k] : 0.f;
+      }
+      if (Wcov < W) std::fill(row + Wcov * C, row + W * C, 0.f);
+    }
+  });
+  return gin;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("conv_pool_forward", &conv_pool_forward, "fused conv + 2x2 max pool (forward)");
-  m.def("conv_pool_backward", &conv_pool_backward, "fused conv + 2x2 max pool (weight grads)");
+  m.def("conv_pool_forward", &conv_pool_forward, "fused conv + 2x2 max pool (+ ReLU), forward");
+  m.def("conv_pool_backward", &conv_pool_backward, "fused conv + 2x2 max pool, weight grads");
+  m.def("pool_forward", &pool_forward, "2x2 max pool (+ ReLU), forward");
+  m.def("pool_backward", &pool_backward, "2x2 max pool (+ ReLU), input gradient");
 }

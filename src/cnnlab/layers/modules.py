@@ -19,6 +19,10 @@ from ..activations import Activation
 IMAGE_CHANNEL_DIM = 1  # channel axis of internal image tensors (N, C, H, W)
 
 
+def _is_relu(act: Activation | None) -> bool:
+    return act is not None and act.name == "relu"
+
+
 def _apply(act: Activation | None, x: torch.Tensor, image: bool) -> torch.Tensor:
     if act is None:
         return x
@@ -57,6 +61,7 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         self.activation = activation
         self.pad = pad
         self.pooled_hw = None  # set by the builder when this layer also does the 2x2 max pool
+        self.pooled_activation = None  # ... and the (monotone) activation, after the pooling
 
     def forward(self, x, activate: bool = True):  # (N, C_in, H, W) -> (N, filters, H', W')
         if self.pooled_hw is not None:
@@ -67,18 +72,21 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         return _apply(self.activation, y, image=True) if activate else y
 
     def _conv_pool(self, x):
-        """Conv then 2x2/stride-2 max pooling (ceil mode); the next layer applies the activation."""
-        if fused.usable(x):
+        """Conv, 2x2/stride-2 max pooling (ceil mode), then `pooled_activation`."""
+        act = self.pooled_activation
+        if fused.usable(x) and not x.requires_grad:
             top, bottom, left, right = self.pad
             xh = x.permute(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory
             if any(self.pad):
                 xh = F.pad(xh, (0, 0, left, right, top, bottom))
             w = self.weight.permute(2, 3, 1, 0).contiguous()  # -> (kh, kw, c_in, c_out)
-            y = fused.conv_pool(xh.contiguous(), w, self.bias, self.pooled_hw)
-            return y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory
+            relu = _is_relu(act)
+            y = fused.conv_pool(xh.contiguous(), w, self.bias, self.pooled_hw, relu=relu)
+            y = y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory
+            return y if relu else _apply(act, y, image=True)
         if self.extra_pad is not None:
             x = F.pad(x, self.extra_pad)
-        return F.max_pool2d(super().forward(x), 2, 2, ceil_mode=True)
+        return _apply(act, F.max_pool2d(super().forward(x), 2, 2, ceil_mode=True), image=True)
 
     def keras_weights(self):
         w = [self.weight.detach().permute(2, 3, 1, 0).numpy()]  # -> (kh, kw, c_in, c_out)
@@ -148,6 +156,9 @@ class Pool2d(nn.Module):
             self.pad, self.ceil_mode = None, True
         self.post_activation = None
         self.done_by_previous = False  # the Conv2D before already pooled (fused)
+        # 2x2/stride 2 max pooling without a padded copy: the C++ kernel applies
+        self.two_by_two = (kind == "max" and tuple(pool) == (2, 2) and tuple(strides) == (2, 2)
+                           and self.pad is None)
         if kind == "avg" and self.pad is not None:
             ones = torch.ones(1, 1, *in_hw)
             count = F.avg_pool2d(F.pad(ones, self.pad), pool, strides) * (pool[0] * pool[1])
@@ -155,7 +166,12 @@ class Pool2d(nn.Module):
 
     def forward(self, x):
         if self.done_by_previous:
-            return _apply(self.post_activation, x, image=True)
+            return x
+        if self.two_by_two and fused.usable(x):
+            out_hw = tuple(_ceil_out(n, 2, 2, self.ceil_mode) for n in x.shape[2:])
+            relu = _is_relu(self.post_activation)
+            y = fused.max_pool(x.permute(0, 2, 3, 1), out_hw, relu).permute(0, 3, 1, 2)
+            return y if relu else _apply(self.post_activation, y, image=True)
         if self.kind == "max":
             if self.pad is not None:
                 x = F.pad(x, self.pad, value=float("-inf"))
