@@ -51,6 +51,16 @@ SPECS = {
         {"Conv2D": {"filters": 16, "kernel_size": 3, "activation": "relu"}},
         {"MaxPooling2D": {"padding": "same"}},
         {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
+    # conv_then_pool's sparse backward (16 and 32 input channels) with 'same' convolutions,
+    # ELU, and 'same' pooling of odd sizes
+    "sparse_backward_paths": {"input_shape": [12, 11, 2], "layers": [
+        {"Conv2D": {"filters": 16, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Conv2D": {"filters": 32, "kernel_size": 3, "padding": "same", "activation": "elu"}},
+        {"MaxPooling2D": {}},
+        {"Conv2D": {"filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
     "mlp_on_vectors": {"input_shape": [64], "layers": [
         {"Reshape": {"target_shape": [8, 8, 1]}},
         {"Conv2D": {"filters": 3, "kernel_size": 3, "activation": "leaky_relu"}},
@@ -148,13 +158,17 @@ def _keras_grads(module):
     return out
 
 
-def test_first_conv_and_pool_run_fused_where_they_can():
-    """The lecture's first block runs as one fused op (the C++ kernel is part of the build)."""
+def test_conv_and_pool_run_fused_where_they_can():
+    """Each Conv2D + 2x2 max pooling of the lecture runs as one fused op (the C++ kernels are
+    part of the build), and the second one differentiates only the winners."""
     from cnnlab import fused
     assert fused.available(), "the C++ kernel cnnlab._fused was not built (see setup.py)"
-    for name in ("lecture", "same_conv_then_same_pool_odd"):
-        net = build(ModelSpec.from_dict(SPECS[name]))
-        assert net.layers[0].pooled_hw == ModelSpec.from_dict(SPECS[name]).output_shapes[1][:2]
-        assert net.layers[1].done_by_previous
+    for name in ("lecture", "same_conv_then_same_pool_odd", "sparse_backward_paths"):
+        spec = ModelSpec.from_dict(SPECS[name])
+        net = build(spec)
+        convs = [i for i, layer in enumerate(spec.layers) if layer.keras_name == "Conv2D"]
+        for i in convs:
+            assert net.layers[i].pooled_hw == spec.output_shapes[i + 1][:2]
+            assert net.layers[i + 1].done_by_previous
     unfused = build(ModelSpec.from_dict(SPECS["lecture"]), fuse_pooling=False)
-    assert unfused.layers[0].pooled_hw is None
+    assert unfused.layers[0].pooled_hw is None and unfused.layers[2].pooled_hw is None

@@ -5,9 +5,10 @@
     >>> logits = net(x_nhwc, logits=True)    # the same before the final softmax/sigmoid
 
 Speed, without changing results: images are held as (N, C, H, W) in
-channels-last memory, and a monotone activation followed by max pooling is
+channels-last memory, a monotone activation followed by max pooling is
 applied after the pooling (max(f(x)) == f(max(x)) for non-decreasing f, on a
-tensor 4x smaller).
+tensor 4x smaller), and a Conv2D followed by 2x2 max pooling runs as one op
+whose backward pass differentiates only each window's winner (fused.py).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class KerasSequential(nn.Module):
         self.output_activation = _output_activation(spec)
         if fuse_pooling:
             _move_activations_after_max_pooling(spec, self.layers)
-            _fuse_first_conv_and_pool(spec, self.layers)
+            _fuse_conv_and_pool(spec, self.layers)
         # conv kernels in channels-last memory too, or every step converts them on the fly
         self.to(memory_format=torch.channels_last)
         self.regularized = [m for m in self.layers if getattr(m, "regularization", None)
@@ -96,32 +97,27 @@ def _move_activations_after_max_pooling(spec: ModelSpec, modules: nn.ModuleList)
             modules[i + 1].post_activation = act
 
 
-def _fuse_first_conv_and_pool(spec: ModelSpec, modules: nn.ModuleList) -> None:
-    """The first Conv2D (stride 1) and a 2x2/stride-2 max pooling after it run as one op.
+def _fuse_conv_and_pool(spec: ModelSpec, modules: nn.ModuleList) -> None:
+    """Each Conv2D (stride 1) with a 2x2/stride-2 max pooling after it runs as one op.
 
     Applies where pooling comes first already (monotone or no activation), and the
     pooling is 'valid' or 'same' padded only at the end (torch's ceil_mode).
     """
-    if len(spec.layers) < 2:
-        return
-    conv, pool = spec.layers[0], spec.layers[1]
-    if not (isinstance(conv, Conv2D) and isinstance(pool, MaxPooling2D)):
-        return
-    act = activations.get(conv.config["activation"])
-    conv_hw = spec.output_shapes[0][:2]
-    fits = (conv.config["strides"] == (1, 1) and pool.config["pool_size"] == (2, 2)
-            and pool.config["strides"] == (2, 2) and (act.fn is None or act.monotone)
-            and modules[1].pad is None
-            and (pool.config["padding"] == "valid" or modules[1].ceil_mode))
-    if not fits:
-        return
-    if pool.config["padding"] == "valid" and any(n % 2 for n in conv_hw):
-        return  # 'valid' drops an odd last row; the kernel's ceil rule would keep it
-    modules[0].pooled_hw = spec.output_shapes[1][:2]
-    modules[0].activation = None
-    modules[0].pooled_activation = act if act.fn is not None else None
-    modules[1].done_by_previous = True
-    modules[1].post_activation = None
+    for i in range(len(spec.layers) - 1):
+        conv, pool = spec.layers[i], spec.layers[i + 1]
+        if not (isinstance(conv, Conv2D) and isinstance(pool, MaxPooling2D)):
+            continue
+        act = activations.get(conv.config["activation"])
+        if not (conv.config["strides"] == (1, 1) and pool.config["pool_size"] == (2, 2)
+                and pool.config["strides"] == (2, 2) and (act.fn is None or act.monotone)
+                and modules[i + 1].pad is None):
+            continue
+        modules[i].pooled_hw = spec.output_shapes[i + 1][:2]
+        modules[i].pool_ceil = modules[i + 1].ceil_mode
+        modules[i].activation = None
+        modules[i].pooled_activation = act if act.fn is not None else None
+        modules[i + 1].done_by_previous = True
+        modules[i + 1].post_activation = None
 
 
 def build(spec: ModelSpec, *, seed: int | None = None, fuse_pooling: bool = True) -> KerasSequential:

@@ -7,6 +7,11 @@
   in registers, keeps the largest (remembering which, in one byte), and
   computes the weight gradient straight from the input. It applies where the
   convolution's input needs no gradient (the data).
+- `conv_then_pool`: any other Conv2D (stride 1) and the 2x2 max pooling after
+  it: the convolution is torch's, the backward pass is the kernel's. Only the
+  winning output of each window has a gradient, so the kernel updates the weight
+  and input gradients once per winner (a quarter of a dense backward pass or
+  less) and never writes the full-resolution gradient.
 - `max_pool`: 2x2 max pooling of any activation, with the winner of each window
   in one byte, so the backward pass writes each input gradient once (torch's
   zero-fills the input gradient, then scatters through int64 indices).
@@ -21,6 +26,7 @@ same results.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 try:
     from . import _fused as _ext  # built by setup.py; optional
@@ -81,6 +87,41 @@ def max_pool(x, out_hw: tuple[int, int], relu: bool = False):
     if torch.is_grad_enabled() and x.requires_grad:
         return _MaxPool.apply(x.contiguous(), out_hw[0], out_hw[1], relu)
     return _ext.pool_forward(x.contiguous(), out_hw[0], out_hw[1], relu, False)[0]
+
+
+class _ConvThenPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, w, b, out_h: int, out_w: int, relu: bool):
+        # x (N, Hp, Wp, Cin) padded; w (Cout, Cin, KH, KW) -> (N, out_h, out_w, Cout)
+        y = F.conv2d(x.permute(0, 3, 1, 2), w, b)  # channels-last in and out
+        out, arg = _ext.pool_forward(y.permute(0, 2, 3, 1).contiguous(), out_h, out_w, relu, True)
+        ctx.save_for_backward(x, w, arg)
+        ctx.has_bias = b is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, w, arg = ctx.saved_tensors
+        need_x = ctx.needs_input_grad[0]
+        gx, gw, gb = _ext.conv_then_pool_backward(
+            x, w.permute(0, 2, 3, 1).contiguous(), grad.contiguous(), arg, need_x)
+        return (gx if need_x else None), gw.permute(0, 3, 1, 2), (gb if ctx.has_bias else None), \
+            None, None, None
+
+
+def conv_then_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
+    """Conv2D (stride 1, of the padded x (N, Hp, Wp, Cin), w in torch's layout) then 2x2 max
+    pooling; the backward pass differentiates only the winners (see `sparse_fits`)."""
+    tensors = [x, w] if b is None else [x, w, b]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _ConvThenPool.apply(x, w, b, out_hw[0], out_hw[1], relu)
+    y = F.conv2d(x.permute(0, 3, 1, 2), w, b)
+    return _ext.pool_forward(y.permute(0, 2, 3, 1).contiguous(), out_hw[0], out_hw[1], relu, False)[0]
+
+
+def sparse_fits(cin: int, kernel: tuple[int, int], out_hw: tuple[int, int]) -> bool:
+    """Whether conv_then_pool's backward beats a dense one here (its fast path exists)."""
+    return _ext is not None and _ext.sparse_backward_fast(cin, kernel[0], kernel[1], *out_hw)
 
 
 def usable(x: torch.Tensor) -> bool:

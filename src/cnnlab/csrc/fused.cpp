@@ -551,9 +551,185 @@ at::Tensor pool_backward(const at::Tensor& grad, const at::Tensor& arg, int64_t 
   return gin;
 }
 
+// The gradients of a stride-1 convolution (of the padded input x) followed by 2x2 max
+// pooling, straight from the pooled gradient and the winners: only the winning
+// convolution output of each window and channel has a gradient (and none where ReLU
+// clipped), so the work is one kernel-sized update per (window, channel) that won,
+// about a quarter of a dense backward pass, and the full-resolution gradient is never
+// written.
+//   x (N, Hp, Wp, Cin); w (Cout, KH, KW, Cin); grad, arg (N, Ho, Wo, Cout)
+//   -> gx (N, Hp, Wp, Cin) if need_x (else undefined), gw (Cout, KH, KW, Cin), gb (Cout)
+#if defined(__AVX512F__)
+// For one image and one output channel: the weight gradient of that channel (K*K*NV
+// vectors, in registers) over the windows it won, then the input gradient with the
+// channel's kernel in registers. Cin = 16 * NV.
+template <int NV, int K>
+inline void sparse_channel(const float* __restrict__ xn, float* __restrict__ gxn, int64_t Wp,
+                           const float* __restrict__ wc, float* __restrict__ gwc,
+                           const float* __restrict__ g, const uint8_t* __restrict__ a,
+                           int64_t Ho, int64_t Wo, int64_t Cout, float& gb) {
+  constexpr int64_t Cin = 16 * NV;
+  int64_t at[64 * 64];  // input offset of each winner, and its gradient
+  float gv[64 * 64];
+  int64_t hits = 0;
+  float bias = 0.f;
+  for (int64_t i = 0; i < Ho; ++i)
+    for (int64_t j = 0; j < Wo; ++j) {
+      const int64_t k = (i * Wo + j) * Cout;
+      const int off = a[k];
+      const float v = g[k];
+      if (off >= 4 || v == 0.f) continue;
+      at[hits] = ((2 * i + (off >> 1)) * Wp + 2 * j + (off & 1)) * Cin;
+      gv[hits++] = v;
+      bias += v;
+    }
+  gb += bias;
+  if (!hits) return;
+  {
+    __m512 s[K * K][NV];
+    for (int t = 0; t < K * K; ++t)
+      for (int v = 0; v < NV; ++v) s[t][v] = _mm512_loadu_ps(gwc + t * Cin + 16 * v);
+    for (int64_t h = 0; h < hits; ++h) {
+      const __m512 gg = _mm512_set1_ps(gv[h]);
+      const float* x0 = xn + at[h];
+      for (int ky = 0; ky < K; ++ky)
+        for (int kx = 0; kx < K; ++kx)
+          for (int v = 0; v < NV; ++v)
+            s[ky * K + kx][v] = _mm512_fmadd_ps(
+                gg, _mm512_loadu_ps(x0 + (ky * Wp + kx) * Cin + 16 * v), s[ky * K + kx][v]);
+    }
+    for (int t = 0; t < K * K; ++t)
+      for (int v = 0; v < NV; ++v) _mm512_storeu_ps(gwc + t * Cin + 16 * v, s[t][v]);
+  }
+  if (!gxn) return;
+  __m512 wr[K * K][NV];
+  for (int t = 0; t < K * K; ++t)
+    for (int v = 0; v < NV; ++v) wr[t][v] = _mm512_loadu_ps(wc + t * Cin + 16 * v);
+  for (int64_t h = 0; h < hits; ++h) {
+    const __m512 gg = _mm512_set1_ps(gv[h]);
+    float* d0 = gxn + at[h];
+    for (int ky = 0; ky < K; ++ky)
+      for (int kx = 0; kx < K; ++kx)
+        for (int v = 0; v < NV; ++v) {
+          float* d = d0 + (ky * Wp + kx) * Cin + 16 * v;
+          _mm512_storeu_ps(d, _mm512_fmadd_ps(gg, wr[ky * K + kx][v], _mm512_loadu_ps(d)));
+        }
+  }
+}
+#endif
+
+// Whether conv_then_pool_backward has its fast path for these sizes (else it is slower
+// than a dense backward pass, and the caller should not use it).
+bool sparse_backward_fast(int64_t Cin, int64_t KH, int64_t KW, int64_t Ho, int64_t Wo) {
+#if defined(__AVX512F__)
+  return (Cin == 16 || Cin == 32) && KH == 3 && KW == 3 && Ho * Wo <= 64 * 64;
+#else
+  (void)Cin; (void)KH; (void)KW; (void)Ho; (void)Wo;
+  return false;
+#endif
+}
+
+// The gradients of a stride-1 convolution (of the padded input x) followed by 2x2 max
+// pooling, straight from the pooled gradient and the winners: only the winning
+// convolution output of each window and channel has a gradient (and none where ReLU
+// clipped), so the work is one kernel-sized update per (window, channel) that won,
+// about a quarter of a dense backward pass, and the full-resolution gradient is never
+// written.
+//   x (N, Hp, Wp, Cin); w (Cout, KH, KW, Cin); grad, arg (N, Ho, Wo, Cout)
+//   -> gx (N, Hp, Wp, Cin) if need_x (else undefined), gw (Cout, KH, KW, Cin), gb (Cout)
+std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::Tensor& w,
+                                                const at::Tensor& grad, const at::Tensor& arg,
+                                                bool need_x) {
+  TORCH_CHECK(x.is_contiguous() && w.is_contiguous() && grad.is_contiguous() &&
+                  arg.is_contiguous(), "contiguous tensors only");
+  const int64_t N = x.size(0), Hp = x.size(1), Wp = x.size(2), Cin = x.size(3);
+  const int64_t Cout = w.size(0), KH = w.size(1), KW = w.size(2);
+  const int64_t Ho = grad.size(1), Wo = grad.size(2);
+  const int64_t wsize = Cout * KH * KW * Cin;
+  const bool fast = sparse_backward_fast(Cin, KH, KW, Ho, Wo);
+  auto gx = need_x ? at::empty({N, Hp, Wp, Cin}, x.options()) : at::Tensor();
+  const float* xp = x.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  const float* gp = grad.data_ptr<float>();
+  const uint8_t* ap = arg.data_ptr<uint8_t>();
+  float* gxp = need_x ? gx.data_ptr<float>() : nullptr;
+  const int threads = at::get_num_threads();
+  std::vector<std::vector<double>> gw_t(threads), gb_t(threads);
+  at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+    const int t = at::get_thread_num();
+    std::vector<float> gw(wsize, 0.f), gb(Cout, 0.f);
+    float* __restrict__ gwp = gw.data();
+    for (int64_t n = begin; n < end; ++n) {
+      const float* xn = xp + n * Hp * Wp * Cin;
+      float* gxn = gxp ? gxp + n * Hp * Wp * Cin : nullptr;
+      if (gxn) std::fill(gxn, gxn + Hp * Wp * Cin, 0.f);
+      const float* gn = gp + n * Ho * Wo * Cout;
+      const uint8_t* an = ap + n * Ho * Wo * Cout;
+#if defined(__AVX512F__)
+      if (fast) {
+        for (int64_t co = 0; co < Cout; ++co) {
+          const int64_t wo = co * KH * KW * Cin;
+          if (Cin == 16)
+            sparse_channel<1, 3>(xn, gxn, Wp, wp + wo, gwp + wo, gn + co, an + co, Ho, Wo, Cout, gb[co]);
+          else
+            sparse_channel<2, 3>(xn, gxn, Wp, wp + wo, gwp + wo, gn + co, an + co, Ho, Wo, Cout, gb[co]);
+        }
+        continue;
+      }
+#endif
+      for (int64_t i = 0; i < Ho; ++i) {
+        for (int64_t j = 0; j < Wo; ++j) {
+          const float* g = gn + (i * Wo + j) * Cout;
+          const uint8_t* a = an + (i * Wo + j) * Cout;
+          for (int64_t co = 0; co < Cout; ++co) {
+            const int off = a[co];
+            const float gv = g[co];
+            if (off >= 4 || gv == 0.f) continue;
+            gb[co] += gv;
+            const int64_t r = 2 * i + (off >> 1), c = 2 * j + (off & 1);
+            for (int64_t ky = 0; ky < KH; ++ky) {
+              const float* __restrict__ xs = xn + ((r + ky) * Wp + c) * Cin;
+              const float* __restrict__ ws = wp + (co * KH + ky) * KW * Cin;
+              float* __restrict__ gws = gwp + (co * KH + ky) * KW * Cin;
+              const int64_t span = KW * Cin;  // one kernel row: contiguous in x, w and gw
+#pragma omp simd
+              for (int64_t k = 0; k < span; ++k) gws[k] += gv * xs[k];
+              if (gxn) {
+                float* __restrict__ gxs = gxn + ((r + ky) * Wp + c) * Cin;
+#pragma omp simd
+                for (int64_t k = 0; k < span; ++k) gxs[k] += gv * ws[k];
+              }
+            }
+          }
+        }
+      }
+    }
+    (void)fast;
+    auto& tw = gw_t[t];
+    auto& tb = gb_t[t];
+    if (tw.empty()) { tw.assign(wsize, 0.0); tb.assign(Cout, 0.0); }
+    for (int64_t k = 0; k < wsize; ++k) tw[k] += gw[k];
+    for (int64_t co = 0; co < Cout; ++co) tb[co] += gb[co];
+  });
+  auto gw = at::zeros({Cout, KH, KW, Cin}, x.options());
+  auto gb = at::zeros({Cout}, x.options());
+  float* gwp = gw.data_ptr<float>();
+  float* gbp = gb.data_ptr<float>();
+  for (int t = 0; t < threads; ++t) {
+    if (gw_t[t].empty()) continue;
+    for (int64_t k = 0; k < wsize; ++k) gwp[k] += static_cast<float>(gw_t[t][k]);
+    for (int64_t co = 0; co < Cout; ++co) gbp[co] += static_cast<float>(gb_t[t][co]);
+  }
+  return {gx, gw, gb};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv_pool_forward", &conv_pool_forward, "fused conv + 2x2 max pool (+ ReLU), forward");
   m.def("conv_pool_backward", &conv_pool_backward, "fused conv + 2x2 max pool, weight grads");
   m.def("pool_forward", &pool_forward, "2x2 max pool (+ ReLU), forward");
   m.def("pool_backward", &pool_backward, "2x2 max pool (+ ReLU), input gradient");
+  m.def("sparse_backward_fast", &sparse_backward_fast,
+        "whether conv_then_pool_backward has a fast path for (Cin, KH, KW, Ho, Wo)");
+  m.def("conv_then_pool_backward", &conv_then_pool_backward,
+        "gradients of conv + 2x2 max pool from the pooled gradient (sparse)");
 }

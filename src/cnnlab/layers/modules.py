@@ -17,6 +17,7 @@ from .. import fused, initializers
 from ..activations import Activation
 
 IMAGE_CHANNEL_DIM = 1  # channel axis of internal image tensors (N, C, H, W)
+DIRECT_MAX_CHANNELS = 4  # the conv+pool kernel computes the convolution itself up to here
 
 
 def _is_relu(act: Activation | None) -> bool:
@@ -62,6 +63,7 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         self.pad = pad
         self.pooled_hw = None  # set by the builder when this layer also does the 2x2 max pool
         self.pooled_activation = None  # ... and the (monotone) activation, after the pooling
+        self.pool_ceil = True  # ... with a partial last window (TF 'same'), or without ('valid')
 
     def forward(self, x, activate: bool = True):  # (N, C_in, H, W) -> (N, filters, H', W')
         if self.pooled_hw is not None:
@@ -72,21 +74,30 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         return _apply(self.activation, y, image=True) if activate else y
 
     def _conv_pool(self, x):
-        """Conv, 2x2/stride-2 max pooling (ceil mode), then `pooled_activation`."""
+        """Conv, 2x2/stride-2 max pooling, then `pooled_activation` (see fused.py)."""
         act = self.pooled_activation
-        if fused.usable(x) and not x.requires_grad:
-            top, bottom, left, right = self.pad
-            xh = x.permute(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory
-            if any(self.pad):
-                xh = F.pad(xh, (0, 0, left, right, top, bottom))
+        if not fused.usable(x):
+            if self.extra_pad is not None:
+                x = F.pad(x, self.extra_pad)
+            y = F.max_pool2d(super().forward(x), 2, 2, ceil_mode=self.pool_ceil)
+            return _apply(act, y, image=True)
+        relu = _is_relu(act)
+        top, bottom, left, right = self.pad
+        xh = x.permute(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory
+        if any(self.pad):
+            xh = F.pad(xh, (0, 0, left, right, top, bottom))
+        xh = xh.contiguous()
+        cin = x.shape[1]
+        if not x.requires_grad and cin <= DIRECT_MAX_CHANNELS:  # the data: one fused kernel
             w = self.weight.permute(2, 3, 1, 0).contiguous()  # -> (kh, kw, c_in, c_out)
-            relu = _is_relu(act)
-            y = fused.conv_pool(xh.contiguous(), w, self.bias, self.pooled_hw, relu=relu)
-            y = y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory
-            return y if relu else _apply(act, y, image=True)
-        if self.extra_pad is not None:
-            x = F.pad(x, self.extra_pad)
-        return _apply(act, F.max_pool2d(super().forward(x), 2, 2, ceil_mode=True), image=True)
+            y = fused.conv_pool(xh, w, self.bias, self.pooled_hw, relu=relu)
+        elif fused.sparse_fits(cin, self.kernel_size, self.pooled_hw):
+            y = fused.conv_then_pool(xh, self.weight, self.bias, self.pooled_hw, relu=relu)
+        else:
+            y = F.conv2d(xh.permute(0, 3, 1, 2), self.weight, self.bias)
+            y = fused.max_pool(y.permute(0, 2, 3, 1), self.pooled_hw, relu=relu)
+        y = y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory
+        return y if relu else _apply(act, y, image=True)
 
     def keras_weights(self):
         w = [self.weight.detach().permute(2, 3, 1, 0).numpy()]  # -> (kh, kw, c_in, c_out)
