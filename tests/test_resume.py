@@ -71,6 +71,8 @@ def assert_same_run(a, b):
 def test_signal_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(
         setup, monkeypatch, sig, step, code):
     tmp, cfg, _ = setup
+    # the handler found before the run (SIG_IGN in a background job, else Python's default)
+    before = signal.getsignal(signal.SIGINT)
     ref = train_run(cfg, out=tmp / "runs", name="ref", quiet=True)
     signal_at(monkeypatch, step, sig)
     stopped = train_run(cfg, out=tmp / "runs", name="cut", quiet=True, handle_signals=True)
@@ -82,7 +84,7 @@ def test_signal_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(
                                f"Resume with: cnnlab train --resume {stopped.run_dir}")
     assert stopped.metrics["status"] == "interrupted"
     assert read_checkpoint_meta(stopped.run_dir / "checkpoint.safetensors")["position"]["global_step"] == step
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+    assert signal.getsignal(signal.SIGINT) is before  # handlers given back
     monkeypatch.undo()
     resumed = train_run(None, out=tmp / "runs", resume="cut", quiet=True, handle_signals=True)
     assert resumed.exit_code == ExitStatus.OK and resumed.metrics["status"] == "finished"
@@ -104,6 +106,7 @@ def test_cli_resume_prints_how_to_resume_and_exits_130(setup, monkeypatch, capsy
 
 def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(setup, monkeypatch):
     tmp, cfg, _ = setup
+    before = signal.getsignal(signal.SIGINT)
     original = loop.Trainer.train_step
 
     def step(self, *args):
@@ -118,7 +121,7 @@ def test_a_second_signal_stops_at_once_and_keeps_the_last_checkpoint(setup, monk
     assert exc.value.exit_code == ExitStatus.INTERRUPTED
     assert str(exc.value).startswith("Interrupted again by SIGINT: stopped without saving.")
     assert read_checkpoint_meta(tmp / "runs/x/checkpoint.safetensors")["position"]["global_step"] == 0
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_a_signal_just_before_the_loop_starts_still_stops_it(setup, monkeypatch):
