@@ -235,11 +235,10 @@ def cli_train_rss(args, data_path: Path) -> dict:
                                 env=worker_env(args, SYSTEMS["cnnlab"]))
         output = proc.stdout.read().decode(errors="replace")
         _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if proc.returncode != 0:
+    if os.waitstatus_to_exitcode(status) != 0:
         return {"status": "failed", "reason": output.strip().splitlines()[-1:] or ["no output"]}
     return {"status": "ok", "peak_rss_mb": usage.ru_maxrss / 1024.0, "images": len(x),
             "wall_s": wall, "command": " ".join(cmd[1:4]) + " ... --epochs 1"}

@@ -38,6 +38,18 @@ def available() -> bool:
     return _ext is not None
 
 
+def _tracked(*tensors) -> bool:
+    """Autograd records this op: grad mode is on and a (non-None) input requires grad."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def conv_nhwc(x, w, b):
+    """torch's stride-1 'valid' convolution of x (N, H, W, C), w in torch's layout, to NHWC.
+
+    Channels-last in and out, so both permutes are views."""
+    return F.conv2d(x.permute(0, 3, 1, 2), w, b).permute(0, 2, 3, 1).contiguous()
+
+
 class _ConvPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, out_h: int, out_w: int, relu: bool):
@@ -58,8 +70,7 @@ class _ConvPool(torch.autograd.Function):
 
 def conv_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
     """Max over each 2x2 window (stride 2) of the stride-1 convolution of x with w, plus b."""
-    params = [w] if b is None else [w, b]
-    if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+    if _tracked(w, b):
         return _ConvPool.apply(x, w, b, out_hw[0], out_hw[1], relu)
     bias = b if b is not None else x.new_empty(0)
     return _ext.conv_pool_forward(x, w, bias, out_hw[0], out_hw[1], relu, False)[0]
@@ -84,7 +95,7 @@ def max_pool(x, out_hw: tuple[int, int], relu: bool = False):
 
     out_hw is H // 2 (valid) or ceil(H / 2) (TF 'same' padded at the end: the last
     window holds the pixels that exist)."""
-    if torch.is_grad_enabled() and x.requires_grad:
+    if _tracked(x):
         return _MaxPool.apply(x.contiguous(), out_hw[0], out_hw[1], relu)
     return _ext.pool_forward(x.contiguous(), out_hw[0], out_hw[1], relu, False)[0]
 
@@ -93,8 +104,7 @@ class _ConvThenPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, out_h: int, out_w: int, relu: bool):
         # x (N, Hp, Wp, Cin) padded; w (Cout, Cin, KH, KW) -> (N, out_h, out_w, Cout)
-        y = F.conv2d(x.permute(0, 3, 1, 2), w, b)  # channels-last in and out
-        out, arg = _ext.pool_forward(y.permute(0, 2, 3, 1).contiguous(), out_h, out_w, relu, True)
+        out, arg = _ext.pool_forward(conv_nhwc(x, w, b), out_h, out_w, relu, True)
         ctx.save_for_backward(x, w, arg)
         ctx.has_bias = b is not None
         return out
@@ -112,11 +122,9 @@ class _ConvThenPool(torch.autograd.Function):
 def conv_then_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
     """Conv2D (stride 1, of the padded x (N, Hp, Wp, Cin), w in torch's layout) then 2x2 max
     pooling; the backward pass differentiates only the winners (see `sparse_fits`)."""
-    tensors = [x, w] if b is None else [x, w, b]
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+    if _tracked(x, w, b):
         return _ConvThenPool.apply(x, w, b, out_hw[0], out_hw[1], relu)
-    y = F.conv2d(x.permute(0, 3, 1, 2), w, b)
-    return _ext.pool_forward(y.permute(0, 2, 3, 1).contiguous(), out_hw[0], out_hw[1], relu, False)[0]
+    return _ext.pool_forward(conv_nhwc(x, w, b), out_hw[0], out_hw[1], relu, False)[0]
 
 
 def sparse_fits(cin: int, kernel: tuple[int, int], out_hw: tuple[int, int]) -> bool:

@@ -314,6 +314,44 @@ int valid_offsets(int64_t i, int64_t j, int64_t H, int64_t W) {
   return valid;
 }
 
+// Weight and bias gradients summed per thread (float within a thread's share of the
+// batch, double across threads), then added up into tensors in a fixed thread order.
+struct ThreadGrads {
+  int64_t wsize, C;
+  std::vector<std::vector<double>> w, b;
+  ThreadGrads(int64_t wsize_, int64_t C_)
+      : wsize(wsize_), C(C_), w(at::get_num_threads()), b(at::get_num_threads()) {}
+
+  // Called at the end of a parallel_for body with that thread's float sums.
+  void add(const std::vector<float>& gw, const std::vector<float>& gb) {
+    const int t = at::get_thread_num();
+    auto& tw = w[t];
+    auto& tb = b[t];
+    if (tw.empty()) { tw.assign(wsize, 0.0); tb.assign(C, 0.0); }
+    for (int64_t k = 0; k < wsize; ++k) tw[k] += gw[k];
+    for (int64_t c = 0; c < C; ++c) tb[c] += gb[c];
+  }
+
+  // {gw with shape wshape, gb (C,)}
+  std::vector<at::Tensor> tensors(at::IntArrayRef wshape, const at::TensorOptions& options) const {
+    auto gw = at::zeros(wshape, options);
+    auto gb = at::zeros({C}, options);
+    float* gwp = gw.data_ptr<float>();
+    float* gbp = gb.data_ptr<float>();
+    for (size_t t = 0; t < w.size(); ++t) {
+      if (w[t].empty()) continue;
+      for (int64_t k = 0; k < wsize; ++k) gwp[k] += static_cast<float>(w[t][k]);
+      for (int64_t c = 0; c < C; ++c) gbp[c] += static_cast<float>(b[t][c]);
+    }
+    return {gw, gb};
+  }
+};
+
+// The first-layer case with its own row kernels: grayscale, 3x3, 16 or 32 filters.
+bool gray_3x3_rows(int64_t Cin, int64_t KH, int64_t KW, int64_t Cout) {
+  return Cin == 1 && KH == 3 && KW == 3 && (Cout == 16 || Cout == 32);
+}
+
 }  // namespace
 
 std::vector<at::Tensor> conv_pool_forward(const at::Tensor& x, const at::Tensor& w,
@@ -337,7 +375,7 @@ std::vector<at::Tensor> conv_pool_forward(const at::Tensor& x, const at::Tensor&
       const int64_t n = nr / Ho, i = nr % Ho;
       int64_t j = 0;
 #if defined(__AVX512F__)
-      if (Cin == 1 && KH == 3 && KW == 3 && (Cout == 16 || Cout == 32) && 2 * i + 1 < Hc) {
+      if (gray_3x3_rows(Cin, KH, KW, Cout) && 2 * i + 1 < Hc) {
         const int64_t full = std::min(Wo, Wc / 2);  // pooled pixels with all four offsets
         const int64_t at_ = (n * Ho + i) * Wo * Cout;
         const float* x0row = xp + (n * Hp + 2 * i) * Wp;
@@ -383,21 +421,18 @@ std::vector<at::Tensor> conv_pool_backward(const at::Tensor& x, const at::Tensor
   const int64_t Ho = grad.size(1), Wo = grad.size(2), Cout = grad.size(3);
   const int64_t Hc = Hp - KH + 1, Wc = Wp - KW + 1;
   const int64_t wsize = KH * KW * Cin * Cout;
-  const int threads = at::get_num_threads();
-  // one accumulator per thread (float within a thread's share, double across threads)
-  std::vector<std::vector<double>> gw_t(threads), gb_t(threads);
+  ThreadGrads sums(wsize, Cout);
   const float* xp = x.data_ptr<float>();
   const float* gp = grad.data_ptr<float>();
   const uint8_t* ap = arg.data_ptr<uint8_t>();
   const bool vec = vector_path(Cout);
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-    const int t = at::get_thread_num();
     std::vector<float> gw(wsize, 0.f), gb(Cout, 0.f), gm(4 * Cout);
     for (int64_t n = begin; n < end; ++n) {
       for (int64_t i = 0; i < Ho; ++i) {
         int64_t j = 0;
 #if defined(__AVX512F__)
-        if (Cin == 1 && KH == 3 && KW == 3 && (Cout == 16 || Cout == 32) && 2 * i + 1 < Hc) {
+        if (gray_3x3_rows(Cin, KH, KW, Cout) && 2 * i + 1 < Hc) {
           const int64_t full = std::min(Wo, Wc / 2);
           const int64_t at_ = (n * Ho + i) * Wo * Cout;
           const float* x0row = xp + (n * Hp + 2 * i) * Wp;
@@ -451,23 +486,10 @@ std::vector<at::Tensor> conv_pool_backward(const at::Tensor& x, const at::Tensor
         }
       }
     }
-    auto& tw = gw_t[t];
-    auto& tb = gb_t[t];
-    if (tw.empty()) { tw.assign(wsize, 0.0); tb.assign(Cout, 0.0); }
-    for (int64_t k = 0; k < wsize; ++k) tw[k] += gw[k];
-    for (int64_t co = 0; co < Cout; ++co) tb[co] += gb[co];
+    sums.add(gw, gb);
   });
   (void)vec;
-  auto gw = at::zeros({KH, KW, Cin, Cout}, x.options());
-  auto gb = at::zeros({Cout}, x.options());
-  float* gwp = gw.data_ptr<float>();
-  float* gbp = gb.data_ptr<float>();
-  for (int t = 0; t < threads; ++t) {
-    if (gw_t[t].empty()) continue;
-    for (int64_t k = 0; k < wsize; ++k) gwp[k] += static_cast<float>(gw_t[t][k]);
-    for (int64_t co = 0; co < Cout; ++co) gbp[co] += static_cast<float>(gb_t[t][co]);
-  }
-  return {gw, gb};
+  return sums.tensors({KH, KW, Cin, Cout}, x.options());
 }
 
 // 2x2/stride-2 max pooling (+ ReLU) of x (N, H, W, C) into (N, Ho, Wo, C).
@@ -653,10 +675,8 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
   const float* gp = grad.data_ptr<float>();
   const uint8_t* ap = arg.data_ptr<uint8_t>();
   float* gxp = need_x ? gx.data_ptr<float>() : nullptr;
-  const int threads = at::get_num_threads();
-  std::vector<std::vector<double>> gw_t(threads), gb_t(threads);
+  ThreadGrads sums(wsize, Cout);
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-    const int t = at::get_thread_num();
     std::vector<float> gw(wsize, 0.f), gb(Cout, 0.f);
     float* __restrict__ gwp = gw.data();
     for (int64_t n = begin; n < end; ++n) {
@@ -705,22 +725,10 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
       }
     }
     (void)fast;
-    auto& tw = gw_t[t];
-    auto& tb = gb_t[t];
-    if (tw.empty()) { tw.assign(wsize, 0.0); tb.assign(Cout, 0.0); }
-    for (int64_t k = 0; k < wsize; ++k) tw[k] += gw[k];
-    for (int64_t co = 0; co < Cout; ++co) tb[co] += gb[co];
+    sums.add(gw, gb);
   });
-  auto gw = at::zeros({Cout, KH, KW, Cin}, x.options());
-  auto gb = at::zeros({Cout}, x.options());
-  float* gwp = gw.data_ptr<float>();
-  float* gbp = gb.data_ptr<float>();
-  for (int t = 0; t < threads; ++t) {
-    if (gw_t[t].empty()) continue;
-    for (int64_t k = 0; k < wsize; ++k) gwp[k] += static_cast<float>(gw_t[t][k]);
-    for (int64_t co = 0; co < Cout; ++co) gbp[co] += static_cast<float>(gb_t[t][co]);
-  }
-  return {gx, gw, gb};
+  auto g = sums.tensors({Cout, KH, KW, Cin}, x.options());
+  return {gx, g[0], g[1]};
 }
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

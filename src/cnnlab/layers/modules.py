@@ -94,8 +94,8 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         elif fused.sparse_fits(cin, self.kernel_size, self.pooled_hw):
             y = fused.conv_then_pool(xh, self.weight, self.bias, self.pooled_hw, relu=relu)
         else:
-            y = F.conv2d(xh.permute(0, 3, 1, 2), self.weight, self.bias)
-            y = fused.max_pool(y.permute(0, 2, 3, 1), self.pooled_hw, relu=relu)
+            y = fused.max_pool(fused.conv_nhwc(xh, self.weight, self.bias), self.pooled_hw,
+                               relu=relu)
         y = y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory
         return y if relu else _apply(act, y, image=True)
 
