@@ -61,6 +61,17 @@ SPECS = {
         {"Conv2D": {"filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"}},
         {"MaxPooling2D": {"padding": "same"}},
         {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
+    # Winograd F(2x2, 3x3) forward with the pooling fused: with the dense backward (48 input
+    # channels) and the sparse one (32), odd sizes (partial tiles read zeros), 'valid'
+    # pooling that drops the last row, ELU after pooling
+    "winograd_paths": {"input_shape": [14, 13, 3], "layers": [
+        {"Conv2D": {"filters": 48, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Conv2D": {"filters": 32, "kernel_size": 3, "padding": "same", "activation": "elu"}},
+        {"MaxPooling2D": {}},
+        {"Conv2D": {"filters": 16, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
     "mlp_on_vectors": {"input_shape": [64], "layers": [
         {"Reshape": {"target_shape": [8, 8, 1]}},
         {"Conv2D": {"filters": 3, "kernel_size": 3, "activation": "leaky_relu"}},
@@ -163,12 +174,15 @@ def test_conv_and_pool_run_fused_where_they_can():
     part of the build), and the second one differentiates only the winners."""
     from cnnlab import fused
     assert fused.available(), "the C++ kernel cnnlab._fused was not built (see setup.py)"
-    for name in ("lecture", "same_conv_then_same_pool_odd", "sparse_backward_paths"):
+    for name in ("lecture", "same_conv_then_same_pool_odd", "sparse_backward_paths",
+                 "winograd_paths"):
         spec = ModelSpec.from_dict(SPECS[name])
         net = build(spec)
         convs = [i for i, layer in enumerate(spec.layers) if layer.keras_name == "Conv2D"]
         for i in convs:
             assert net.layers[i].pooled_hw == spec.output_shapes[i + 1][:2]
             assert net.layers[i + 1].done_by_previous
+    if fused.winograd_fits(1, (3, 3), 16):  # compiled with AVX-512: conv2's forward by Winograd
+        assert fused.winograd_fits(32, (3, 3), 64) and fused.sparse_fits(32, (3, 3), (6, 6))
     unfused = build(ModelSpec.from_dict(SPECS["lecture"]), fuse_pooling=False)
     assert unfused.layers[0].pooled_hw is None and unfused.layers[2].pooled_hw is None

@@ -8,7 +8,9 @@
   computes the weight gradient straight from the input. It applies where the
   convolution's input needs no gradient (the data).
 - `conv_then_pool`: any other Conv2D (stride 1) and the 2x2 max pooling after
-  it: the convolution is torch's, the backward pass is the kernel's. Only the
+  it. A 3x3 convolution with a multiple of 16 filters runs forward as Winograd's
+  F(2x2, 3x3), whose 2x2 output tiles are exactly the pooling windows: the tile's
+  four outputs are pooled in registers (others: torch's convolution). Only the
   winning output of each window has a gradient, so the kernel updates the weight
   and input gradients once per winner (a quarter of a dense backward pass or
   less) and never writes the full-resolution gradient.
@@ -19,7 +21,7 @@
 Both can apply a ReLU after pooling in the same pass (max(relu(x)) == relu(max(x))).
 They run on CPU in float32, channels last. Without the compiled kernel
 (`available()` is False) the layers run as ordinary torch operations, with the
-same results.
+same results (up to float rounding: Winograd and torch sum in other orders).
 
     >>> if usable(x): out = conv_pool(x_nhwc_padded, w_keras_layout, bias, (13, 13), relu=True)
 """
@@ -100,11 +102,22 @@ def max_pool(x, out_hw: tuple[int, int], relu: bool = False):
     return _ext.pool_forward(x.contiguous(), out_hw[0], out_hw[1], relu, False)[0]
 
 
+def _conv_pool_forward(x, w, b, out_h: int, out_w: int, relu: bool, want_arg: bool):
+    """Stride-1 convolution then 2x2 max pooling: Winograd F(2x2, 3x3) with the pooling in
+    the same pass where it applies (`winograd_fits`), else torch's convolution + the pooling
+    kernel. -> (out, arg) as `pool_forward`'s."""
+    if _ext.winograd_fits(w.shape[1], w.shape[2], w.shape[3], w.shape[0]):
+        bias = b.detach() if b is not None else x.new_empty(0)
+        return _ext.winograd_pool_forward(x.detach(), w.detach().contiguous(), bias,
+                                          out_h, out_w, relu, want_arg)
+    return _ext.pool_forward(conv_nhwc(x, w, b), out_h, out_w, relu, want_arg)
+
+
 class _ConvThenPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, out_h: int, out_w: int, relu: bool):
         # x (N, Hp, Wp, Cin) padded; w (Cout, Cin, KH, KW) -> (N, out_h, out_w, Cout)
-        out, arg = _ext.pool_forward(conv_nhwc(x, w, b), out_h, out_w, relu, True)
+        out, arg = _conv_pool_forward(x, w, b, out_h, out_w, relu, True)
         ctx.save_for_backward(x, w, arg)
         ctx.has_bias = b is not None
         return out
@@ -113,23 +126,39 @@ class _ConvThenPool(torch.autograd.Function):
     def backward(ctx, grad):
         x, w, arg = ctx.saved_tensors
         need_x = ctx.needs_input_grad[0]
-        gx, gw, gb = _ext.conv_then_pool_backward(
-            x, w.permute(0, 2, 3, 1).contiguous(), grad.contiguous(), arg, need_x)
-        return (gx if need_x else None), gw.permute(0, 3, 1, 2), (gb if ctx.has_bias else None), \
+        grad = grad.contiguous()
+        kh, kw = w.shape[2], w.shape[3]
+        if _ext.sparse_backward_fast(x.shape[3], kh, kw, grad.shape[1], grad.shape[2]):
+            gx, gw, gb = _ext.conv_then_pool_backward(
+                x, w.permute(0, 2, 3, 1).contiguous(), grad, arg, need_x)
+            gw = gw.permute(0, 3, 1, 2)
+        else:  # dense: the convolution output's gradient from the winners, then torch's
+            gy = _ext.pool_backward(grad, arg, x.shape[1] - kh + 1, x.shape[2] - kw + 1)
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                gy.permute(0, 3, 1, 2), x.permute(0, 3, 1, 2), w, [w.shape[0]], [1, 1],
+                [0, 0], [1, 1], False, [0, 0], 1, [need_x, True, ctx.has_bias])
+            gx = gx.permute(0, 2, 3, 1) if need_x else None
+        return (gx if need_x else None), gw, (gb if ctx.has_bias else None), \
             None, None, None
 
 
 def conv_then_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
     """Conv2D (stride 1, of the padded x (N, Hp, Wp, Cin), w in torch's layout) then 2x2 max
-    pooling; the backward pass differentiates only the winners (see `sparse_fits`)."""
+    pooling. Forward by Winograd where `winograd_fits`; the backward pass differentiates
+    only the winners where `sparse_fits`, else it is torch's convolution backward."""
     if _tracked(x, w, b):
         return _ConvThenPool.apply(x, w, b, out_hw[0], out_hw[1], relu)
-    return _ext.pool_forward(conv_nhwc(x, w, b), out_hw[0], out_hw[1], relu, False)[0]
+    return _conv_pool_forward(x, w, b, out_hw[0], out_hw[1], relu, False)[0]
 
 
 def sparse_fits(cin: int, kernel: tuple[int, int], out_hw: tuple[int, int]) -> bool:
     """Whether conv_then_pool's backward beats a dense one here (its fast path exists)."""
     return _ext is not None and _ext.sparse_backward_fast(cin, kernel[0], kernel[1], *out_hw)
+
+
+def winograd_fits(cin: int, kernel: tuple[int, int], cout: int) -> bool:
+    """Whether conv_then_pool's forward runs as Winograd F(2x2, 3x3) with the pooling fused."""
+    return _ext is not None and _ext.winograd_fits(cin, kernel[0], kernel[1], cout)
 
 
 def usable(x: torch.Tensor) -> bool:
