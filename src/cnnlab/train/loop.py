@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..losses import Loss, correct
+from ..optimizers import step_function
 from .callbacks import CallbackList
 from .data import Arrays
 
@@ -78,6 +79,15 @@ class Trainer:
         self.last_loss: torch.Tensor | None = None
         self.api_model = None  # the Keras-style model that callbacks see as `self.model`
 
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._optimizer
+
+    @optimizer.setter
+    def optimizer(self, opt: torch.optim.Optimizer) -> None:
+        self._optimizer = opt
+        self._step = step_function(opt)  # opt.step, or torch's fused Adam called directly
+
     # -- one step ------------------------------------------------------------
     def _loss(self, out, yb):
         if self.label_smoothing and self.loss.target == "onehot":
@@ -95,7 +105,7 @@ class Trainer:
             loss = loss + reg
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        self._step()
         with torch.no_grad():
             return loss.detach() * xb.shape[0], correct(out.detach(), yi, self.loss.accuracy)
 

@@ -1,0 +1,54 @@
+"""The direct fused-Adam step gives bit-identical updates to torch's Optimizer.step."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnlab.optimizers import get, step_function
+
+
+def _twins(name, args):
+    torch.manual_seed(0)
+    a = [torch.nn.Parameter(torch.randn(s)) for s in [(8, 4, 3, 3), (8,), (3, 8)]]
+    b = [torch.nn.Parameter(p.detach().clone()) for p in a]
+    return a, get({"name": name, **args}).build(a), b, get({"name": name, **args}).build(b)
+
+
+@pytest.mark.parametrize("name, args", [("adam", {}), ("adamw", {"weight_decay": 0.01}),
+                                        ("adam", {"beta_2": 0.95, "learning_rate": 0.006})])
+def test_direct_step_equals_optimizer_step_bit_for_bit(name, args):
+    a, opt_a, b, opt_b = _twins(name, args)
+    step_b = step_function(opt_b)
+    for i in range(4):
+        for p, q in zip(a, b):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        opt_a.step()
+        step_b()
+        for opt in (opt_a, opt_b):  # a schedule changing the rate between steps
+            opt.param_groups[0]["lr"] *= 0.5
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(opt_a.state[p][key], opt_b.state[q][key])
+
+
+def test_direct_step_falls_back_to_optimizer_step_when_it_does_not_apply(monkeypatch):
+    _, _, b, opt = _twins("adam", {})
+    calls = []
+    real = opt.step
+    monkeypatch.setattr(opt, "step", lambda: calls.append(1) or real())
+    step = step_function(opt)
+    for q in b:
+        q.grad = torch.ones_like(q)
+    step()                                   # no state yet: torch creates it
+    step()                                   # direct
+    assert len(calls) == 1
+    handle = opt.register_step_post_hook(lambda *a: None)
+    step()                                   # a hook must run: through opt.step
+    handle.remove()
+    b[0].grad = None
+    step()                                   # a parameter without gradient
+    assert len(calls) == 3
+    sgd = get("sgd").build(b)
+    assert step_function(sgd) == sgd.step
