@@ -389,8 +389,11 @@ def tta_mode(args, record: dict) -> ExitStatus:
     print(f"\nTarget: validation accuracy {target:.4f} ({source}); train time only, "
           f"validation excluded; speedup = {baseline}'s time / the run's time\n")
     print(report.tta_table(summary, target))
+    targets = report.check_tta_targets(summary)
+    print()
+    print(report.targets_table(targets))
     record.update(target_accuracy=target, target_source=source, baseline=baseline,
-                  summary=summary, runs=results)
+                  summary=summary, targets=targets, runs=results)
     return ExitStatus.OK
 
 

@@ -109,6 +109,29 @@ def check_targets(summary: dict, images: int, cli: dict | None = None) -> list[d
     ]
 
 
+def check_tta_targets(summary: dict, lecture: str = "cnnlab-lecture",
+                      fast: str = "cnnlab-fast") -> list[dict]:
+    """Issue 6's time-to-accuracy target: the fast recipe's time to the lecture schedule's
+    final accuracy, at most 0.25 x the lecture schedule's time (its 10 epochs), and the
+    same against the lecture's own time to that accuracy (stricter: a noisy lecture run
+    often touches its final accuracy an epoch or two early). PASS needs every seed of the
+    fast recipe to reach the target."""
+    lec, f = summary.get(lecture, {}), summary.get(fast, {})
+    t_fast = f.get("time_to_target_s")
+    all_reached = f.get("status") == "ok" and f.get("reached", "0/0").split("/")[0] == str(f.get("rounds"))
+    out = []
+    for name, base in (("fast recipe time / lecture schedule's time", lec.get("train_s")),
+                       ("fast recipe time / lecture's time to it (stricter)",
+                        lec.get("time_to_target_s"))):
+        value = t_fast / base if t_fast and base else None
+        verdict = "n/a" if base is None else ("PASS" if value is not None and value <= 0.25
+                                               and all_reached else "MISS")
+        note = "" if all_reached or f.get("status") != "ok" else f"reached {f.get('reached')}"
+        out.append({"target": name, "value": value, "goal": "<= 0.25", "verdict": verdict,
+                    "note": note})
+    return out
+
+
 def time_to_target(val_accuracy: list[float], epoch_s: list[float], target: float):
     """(seconds, epochs) of training until validation accuracy first reaches `target`, or None.
 
