@@ -62,7 +62,7 @@ TRAIN_DEFAULTS = {
 # accuracy in a fraction of its time (see benchmarks/RESULTS.md).
 RECIPES = {
     "lecture": {},
-    # tuned on Fashion-MNIST (3 seeds each, ~45 settings, benchmarks/RESULTS.md): Adam with
+    # tuned on Fashion-MNIST (3 seeds each, 33 settings, benchmarks/RESULTS.md): Adam with
     # shorter memories (beta_1 0.8, beta_2 0.95) and a linear one-cycle to 0.012 reach
     # 0.9174 in 3 epochs at batch 384 (0.9184 at batch 256, ~15% slower; 0.9135 in 2
     # epochs at 256; the old cosine one-cycle with betas 0.9/0.999: 0.908 in 3 epochs at
