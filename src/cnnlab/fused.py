@@ -129,7 +129,7 @@ class _ConvThenPool(torch.autograd.Function):
         need_x = ctx.needs_input_grad[0]
         grad = grad.contiguous()
         kh, kw = w.shape[2], w.shape[3]
-        if _ext.sparse_backward_fast(x.shape[3], kh, kw, grad.shape[1], grad.shape[2]):
+        if sparse_fits(x.shape[3], (kh, kw), (grad.shape[1], grad.shape[2])):
             gx, gw, gb = _ext.conv_then_pool_backward(
                 x, w.permute(0, 2, 3, 1).contiguous(), grad, arg, need_x)
             gw = gw.permute(0, 3, 1, 2)

@@ -352,6 +352,17 @@ bool gray_3x3_rows(int64_t Cin, int64_t KH, int64_t KW, int64_t Cout) {
   return Cin == 1 && KH == 3 && KW == 3 && (Cout == 16 || Cout == 32);
 }
 
+// The 2x2/stride-2 pooled output (N, Ho, Wo, C) of an (H, W) map and its winners (undefined
+// unless want_arg). Ho is H/2 rounded down ('valid') or up (TF 'same'), and so is Wo.
+std::vector<at::Tensor> pooled_outputs(const at::Tensor& x, int64_t H, int64_t W, int64_t Ho,
+                                       int64_t Wo, int64_t C, bool want_arg) {
+  TORCH_CHECK(H >= 1 && W >= 1 && 2 * Ho - 1 <= H && H <= 2 * Ho + 1 && 2 * Wo - 1 <= W &&
+                  W <= 2 * Wo + 1, "pooled size does not fit the input");
+  const int64_t N = x.size(0);
+  return {at::empty({N, Ho, Wo, C}, x.options()),
+          want_arg ? at::empty({N, Ho, Wo, C}, x.options().dtype(at::kByte)) : at::Tensor()};
+}
+
 }  // namespace
 
 std::vector<at::Tensor> conv_pool_forward(const at::Tensor& x, const at::Tensor& w,
@@ -361,8 +372,8 @@ std::vector<at::Tensor> conv_pool_forward(const at::Tensor& x, const at::Tensor&
   const int64_t N = x.size(0), Hp = x.size(1), Wp = x.size(2), Cin = x.size(3);
   const int64_t KH = w.size(0), KW = w.size(1), Cout = w.size(3);
   const int64_t Hc = Hp - KH + 1, Wc = Wp - KW + 1;  // conv output size
-  auto out = at::empty({N, Ho, Wo, Cout}, x.options());
-  auto arg = want_arg ? at::empty({N, Ho, Wo, Cout}, x.options().dtype(at::kByte)) : at::Tensor();
+  auto pooled = pooled_outputs(x, Hc, Wc, Ho, Wo, Cout, want_arg);
+  auto out = pooled[0], arg = pooled[1];
   const float* xp = x.data_ptr<float>();
   const float* wp = w.data_ptr<float>();
   const float* bp = b.defined() && b.numel() ? b.data_ptr<float>() : nullptr;
@@ -498,10 +509,8 @@ std::vector<at::Tensor> pool_forward(const at::Tensor& x, int64_t Ho, int64_t Wo
   TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.is_contiguous(),
               "expected a contiguous float32 (N, H, W, C) tensor");
   const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
-  TORCH_CHECK(2 * Ho - 1 <= H && H <= 2 * Ho + 1 && 2 * Wo - 1 <= W && W <= 2 * Wo + 1,
-              "pooled size does not fit the input");
-  auto out = at::empty({N, Ho, Wo, C}, x.options());
-  auto arg = want_arg ? at::empty({N, Ho, Wo, C}, x.options().dtype(at::kByte)) : at::Tensor();
+  auto pooled = pooled_outputs(x, H, W, Ho, Wo, C, want_arg);
+  auto out = pooled[0], arg = pooled[1];
   const float* xp = x.data_ptr<float>();
   float* op = out.data_ptr<float>();
   uint8_t* ap = want_arg ? arg.data_ptr<uint8_t>() : nullptr;
@@ -867,11 +876,9 @@ std::vector<at::Tensor> winograd_pool_forward(const at::Tensor& x, const at::Ten
   const int64_t Cout = w.size(0);
   TORCH_CHECK(w.size(1) == Cin, "channel mismatch");
   TORCH_CHECK(winograd_fits(Cin, w.size(2), w.size(3), Cout), "no Winograd path for this layer");
-  const int64_t H = Hp - 2, W = Wp - 2;
-  TORCH_CHECK(H >= 1 && W >= 1 && 2 * Ho - 1 <= H && H <= 2 * Ho + 1 && 2 * Wo - 1 <= W &&
-                  W <= 2 * Wo + 1, "pooled size does not fit the convolution");
-  auto out = at::empty({N, Ho, Wo, Cout}, x.options());
-  auto arg = want_arg ? at::empty({N, Ho, Wo, Cout}, x.options().dtype(at::kByte)) : at::Tensor();
+  const int64_t H = Hp - 2, W = Wp - 2;  // conv output size
+  auto pooled = pooled_outputs(x, H, W, Ho, Wo, Cout, want_arg);
+  auto out = pooled[0], arg = pooled[1];
 #if defined(__AVX512F__)
   const int64_t Cp = (Cin + 15) / 16 * 16;
   std::vector<float> Ubuf(16 * Cin * Cout);
