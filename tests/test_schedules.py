@@ -34,10 +34,11 @@ def test_linear_one_cycle_is_straight_lines_and_cosine_is_not():
 
 
 @pytest.mark.parametrize("schedule, message", [
-    ({"one_cycle": {"anneal_strategy": "cosine"}},
+    ({"one_cycle": {}}, "Missing `train.lr_schedule.one_cycle.max_learning_rate`."),
+    ({"one_cycle": {"max_learning_rate": 0.01, "anneal_strategy": "cosine"}},
      "`train.lr_schedule.one_cycle.anneal_strategy`. Expected one of: cos, linear. "
      "Received 'cosine'."),
-    ({"one_cycle": {"pct_start": 1.5}}, "Expected a number between 0 and 1. Received 1.5."),
+    ({"one_cycle": {"max_learning_rate": 0.01, "pct_start": 1.5}}, "Expected a number between 0 and 1. Received 1.5."),
     ({"one_cycle": {"max_learning_rate": -1}}, "Expected a strictly positive number. Received -1."),
     ({"one_cycle": {"warmup": 3}}, "Expected null or {one_cycle: {max_learning_rate: 0.004"),
     ({"cosine": {}}, "Expected null or {one_cycle:"),

@@ -137,7 +137,10 @@ def _check_schedule(s) -> None:
         raise ConfigError("Invalid value for `train.lr_schedule`. Expected null or "
                           "{one_cycle: {max_learning_rate: 0.004, pct_start: 0.25, "
                           f"anneal_strategy: cos}}. Received {s!r}.")
-    lr, pct = args.get("max_learning_rate", 0.004), args.get("pct_start", 0.25)
+    if "max_learning_rate" not in args:
+        raise ConfigError("Missing `train.lr_schedule.one_cycle.max_learning_rate`. Expected a "
+                          f"strictly positive number such as 0.004. Received {s!r}.")
+    lr, pct = args["max_learning_rate"], args.get("pct_start", 0.25)
     anneal = args.get("anneal_strategy", "cos")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
         raise ConfigError("Invalid value for `train.lr_schedule.one_cycle.max_learning_rate`. "
