@@ -317,3 +317,27 @@ def test_checkpoint_holds_everything_a_resume_needs(setup, monkeypatch):
     assert meta["extra"]["data_sha256"] == r.metrics["data"]["sha256"]
     for name in ("checkpoint.safetensors", "metrics.json", "weights/best.safetensors"):
         assert os.stat(r.run_dir / name).st_mode & 0o777 == 0o666 & ~_UMASK  # not mkstemp's 0o600
+
+
+TWO_CONV_LAYERS = [{"Conv2D": {"filters": 8, "kernel_size": 3, "activation": "relu"}},
+                   {"Conv2D": {"filters": 8, "kernel_size": 3, "activation": "relu"}},
+                   {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]
+
+
+def test_resume_of_a_conv_with_several_input_channels_matches_an_uninterrupted_run(
+        tmp_path, keep_threads, monkeypatch):  # noqa: F811
+    """The second Conv2D's weight (8 input channels) is channels-last in memory, and torch's
+    fused Adam pairs weights and moments element by element in memory order: moments
+    restored in the checkpoint's plain layout updated the wrong weights after a resume
+    (the first session's resume tests had one input channel, where the layouts coincide)."""
+    data = tiny_npz(tmp_path / "tiny.npz")
+    cfg = RunConfig.load(write_config(tmp_path / "cfg.yaml", data, layers=TWO_CONV_LAYERS))
+    ref = train_run(cfg, out=tmp_path / "runs", name="ref", quiet=True)
+    signal_at(monkeypatch, 4)
+    stopped = train_run(cfg, out=tmp_path / "runs", name="cut", quiet=True, handle_signals=True)
+    assert stopped.exit_code == ExitStatus.INTERRUPTED
+    monkeypatch.undo()
+    resumed = train_run(None, out=tmp_path / "runs", resume="cut", quiet=True, handle_signals=True)
+    assert resumed.exit_code == ExitStatus.OK
+    assert same_tensors(weights(ref.run_dir / "weights/final.safetensors"),
+                        weights(resumed.run_dir / "weights/final.safetensors"))

@@ -145,6 +145,7 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
         pid, name = key.split("/", 1)
         state.setdefault(int(pid), {})[name] = value
     trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
+    match_param_layouts(trainer.optimizer)
     _restore_callbacks(path, tensors, meta.get("callbacks", {}), callbacks)
     torch.set_rng_state(tensors["rng/torch"])
     n = meta["rng"]["numpy"]
@@ -169,6 +170,20 @@ def _restore_callbacks(path, tensors, saved: dict, callbacks) -> None:
             state["arrays"] = [tensors[f"callbacks/{key}/{j}"].numpy()
                                for j in range(saved[key]["arrays"])]
             cb.set_state(state)
+
+
+def match_param_layouts(opt: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor (Adam's moments) its parameter's memory layout.
+
+    load_state_dict keeps the checkpoint's plain (contiguous) layout, but a Conv2D weight
+    with several input channels is channels-last in memory, and torch's fused Adam pairs
+    weights, gradients and moments element by element in memory order: left as loaded,
+    each moment would update another weight (CPU) or the step would refuse to run (CUDA)."""
+    for param, state in opt.state.items():
+        for key, value in state.items():
+            if (torch.is_tensor(value) and value.shape == param.shape
+                    and value.stride() != param.stride()):
+                state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def where(pos: Position) -> str:
