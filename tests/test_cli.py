@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 
 from cnnlab.cli import main
@@ -175,3 +176,29 @@ def test_module_entry_point_runs():
     proc = subprocess.run([sys.executable, "-m", "cnnlab", "summary", "--json"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and json.loads(proc.stdout)["total_params"] == 166986
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 5.96 GiB."),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"),
+])
+def test_out_of_memory_is_a_clear_error_not_a_traceback(capsys, monkeypatch, error):
+    import cnnlab.cli as cli_module
+
+    def program(argv, out=None):
+        raise error
+    monkeypatch.setattr(cli_module, "program", program)
+    code, out, err = run(capsys, "train")
+    assert code == 3
+    assert err.startswith("cnnlab: error: out of memory: ") and "Traceback" not in err
+    assert "Expected a smaller model or --batch-size, or another --device." in err
+
+
+def test_other_runtime_errors_are_not_called_out_of_memory(monkeypatch):
+    import cnnlab.cli as cli_module
+
+    def program(argv, out=None):
+        raise RuntimeError("something else")
+    monkeypatch.setattr(cli_module, "program", program)
+    with pytest.raises(RuntimeError, match="something else"):
+        main(["train"])

@@ -81,8 +81,8 @@ def test_reported_epoch_loss_is_the_sample_weighted_mean_and_includes_l2():
     reg = float(model.net.regularization().detach())
     assert reg > 0
     plain = torch.nn.functional.cross_entropy(
-        model.net(torch.from_numpy(x[..., None]).float() / 255, logits=True),
-        torch.from_numpy(y)).item()
+        model.net(torch.from_numpy(x[..., None]).float().to(model.device) / 255, logits=True),
+        torch.from_numpy(y).to(model.device)).item()
     assert before == pytest.approx(plain + reg, rel=1e-5)
     h = model.fit(x, y, batch_size=16, epochs=1, verbose=0, shuffle=False)
     assert h.history["loss"][0] == pytest.approx(before, rel=1e-4)  # lr ~ 0: weights unchanged

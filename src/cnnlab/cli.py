@@ -290,7 +290,19 @@ def main(argv=None) -> int:
         code = ExitStatus.INTERRUPTED
     except BrokenPipeError:
         code = ExitStatus.OK
+    except RuntimeError as err:  # torch's out-of-memory errors (GPU or CPU allocator)
+        if not out_of_memory(err):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"cnnlab: error: out of memory: {first} Expected a smaller model or --batch-size, "
+              "or another --device.", file=sys.stderr)
+        code = ExitStatus.SPEC
     sys.exit(int(code))
+
+
+def out_of_memory(err: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA), or the CPU allocator's RuntimeError."""
+    return type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in str(err)
 
 
 if __name__ == "__main__":

@@ -294,19 +294,25 @@ def check_new_run(root, name: str | None) -> None:
 TRAINING_COPIES = 4
 
 
-def check_model_fits(spec) -> None:
-    """SpecError, before anything is allocated, for a model larger than this machine's memory."""
+def check_model_fits(spec, device: str = "cpu") -> None:
+    """SpecError, before anything is allocated, for a model larger than the memory it would
+    train in: the GPU's when `device` resolves to CUDA, else this machine's."""
+    from .models import resolve_device
     from .summary import totals
     params = totals(spec)["total_params"]
     need = params * 4 * TRAINING_COPIES
+    where = "this machine's"
     try:
-        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
+        if resolve_device(device).type == "cuda":
+            have, where = torch.cuda.get_device_properties(0).total_memory, "the GPU's"
+        else:
+            have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError, RuntimeError):
         return
     if need > have:
         raise SpecError(f"The model has {params:,} parameters: training it needs about "
                         f"{need / 2**30:.1f} GiB (weights, gradients and optimizer state), more "
-                        f"than this machine's {have / 2**30:.1f} GiB of memory. Expected a smaller "
+                        f"than {where} {have / 2**30:.1f} GiB of memory. Expected a smaller "
                         "model (fewer units or filters, or pooling before Flatten).")
 
 
@@ -356,7 +362,7 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
         run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
     else:
         check_new_run(out, name)
-    check_model_fits(cfg.spec)
+    check_model_fits(cfg.spec, cfg.train["device"])
     t = cfg.train
     if t["threads"]:
         torch.set_num_threads(t["threads"])

@@ -101,8 +101,8 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         return y if relu else _apply(act, y, image=True)
 
     def keras_weights(self):
-        w = [self.weight.detach().permute(2, 3, 1, 0).numpy()]  # -> (kh, kw, c_in, c_out)
-        return w + ([self.bias.detach().numpy()] if self.bias is not None else [])
+        w = [self.weight.detach().permute(2, 3, 1, 0).cpu().numpy()]  # -> (kh, kw, c_in, c_out)
+        return w + ([self.bias.detach().cpu().numpy()] if self.bias is not None else [])
 
     def set_keras_weights(self, arrays):
         with torch.no_grad():
@@ -127,8 +127,8 @@ class Linear(WeightedMixin, nn.Linear):
         return _apply(self.activation, y, self.image) if activate else y
 
     def keras_weights(self):
-        w = [self.weight.detach().t().numpy()]  # -> (in, units)
-        return w + ([self.bias.detach().numpy()] if self.bias is not None else [])
+        w = [self.weight.detach().t().cpu().numpy()]  # -> (in, units)
+        return w + ([self.bias.detach().cpu().numpy()] if self.bias is not None else [])
 
     def set_keras_weights(self, arrays):
         with torch.no_grad():
@@ -285,8 +285,8 @@ class BatchNorm(nn.Module):
         return x * self._view(inv, x) + self._view(shift, x)
 
     def keras_weights(self):
-        w = [p.detach().numpy() for p in (self.weight, self.bias) if p is not None]
-        return w + [self.running_mean.numpy(), self.running_var.numpy()]
+        w = [p.detach().cpu().numpy() for p in (self.weight, self.bias) if p is not None]
+        return w + [self.running_mean.cpu().numpy(), self.running_var.cpu().numpy()]
 
     def set_keras_weights(self, arrays):
         targets = [p for p in (self.weight, self.bias) if p is not None]

@@ -46,6 +46,12 @@ class EpochSums:
     correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
     seen: int = 0
 
+    def on(self, device) -> "EpochSums":
+        """These sums with their tensors on `device`, where the steps' results are (a GPU's
+        results cannot be added to a CPU tensor); returns self."""
+        self.loss, self.correct = self.loss.to(device), self.correct.to(device)
+        return self
+
     def logs(self) -> dict[str, float]:
         n = max(self.seen, 1)
         return {"loss": float(self.loss) / n, "accuracy": float(self.correct) / n}
@@ -117,8 +123,8 @@ class Trainer:
         `predictions`, when given, receives each batch's predicted class indices."""
         was = self.net.training
         self.net.eval()
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        hits = torch.zeros((), dtype=torch.float64)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        hits = torch.zeros((), dtype=torch.float64, device=self.device)
         for start in range(0, len(data), batch_size):
             index = slice(start, start + batch_size)
             xb, yb, yi = data.batch(index)
@@ -145,6 +151,7 @@ class Trainer:
         self.train_data, self.val_data = train, val
         self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
         self.position = position or Position()
+        self.position.sums.on(self.device)  # a resumed run's sums come from the checkpoint on CPU
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks, self)
         self.stop_training = False
         steps = self.steps_per_epoch()
@@ -174,6 +181,6 @@ class Trainer:
             validate = (epoch + 1) % validation_freq == 0 or epoch + 1 == epochs
             if val is not None and len(val) and validate:
                 logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
-            self.position = Position(epoch + 1, 0, EpochSums(), pos.global_step)
+            self.position = Position(epoch + 1, 0, EpochSums().on(self.device), pos.global_step)
             cbs.on_epoch_end(epoch, logs)
         cbs.on_train_end()

@@ -1,0 +1,77 @@
+"""Training on a CUDA GPU (skipped where torch sees none, as in CI).
+
+These run on machines with a GPU (`benchmarks/gpu_check.py` has the timings). The
+first GPU run of cnnlab found the epoch sums kept on the CPU while the steps'
+results were on the GPU: `fit` crashed at its first step.
+"""
+import numpy as np
+import pytest
+import torch
+
+import cnnlab
+from cnnlab import cli
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def small_model(device):
+    model = cnnlab.Sequential([
+        cnnlab.layers.Conv2D(8, (3, 3), activation="relu", input_shape=(12, 12, 1)),
+        cnnlab.layers.MaxPooling2D((2, 2)),
+        cnnlab.layers.Flatten(),
+        cnnlab.layers.Dense(3, activation="softmax"),
+    ])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+                  device=device)
+    return model
+
+
+def data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.random((n, 12, 12, 1), dtype=np.float32) * 0.3
+    for k in range(3):  # a bright band per class: learnable in a few steps
+        x[y == k, 4 * k:4 * k + 4, :, 0] += 0.7
+    return x, np.eye(3, dtype=np.float32)[y]
+
+
+def test_fit_evaluate_and_predict_on_the_gpu():
+    x, y = data()
+    model = small_model("cuda")
+    history = model.fit(x, y, batch_size=16, epochs=10, validation_data=(x, y), verbose=0, seed=0)
+    assert model.device.type == "cuda"
+    assert next(model.net.parameters()).device.type == "cuda"
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert len(history.history[key]) == 10 and np.isfinite(history.history[key]).all()
+    assert history.history["val_accuracy"][-1] > 0.9  # 1.0 on CPU for seeds 0-3
+    loss, acc = model.evaluate(x, y, verbose=0)
+    assert acc == pytest.approx(history.history["val_accuracy"][-1])
+    probs = model.predict(x, verbose=0)
+    assert isinstance(probs, np.ndarray) and probs.shape == (96, 3)
+
+
+def test_gpu_and_cpu_training_agree():
+    x, y = data()
+    runs = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = small_model(device)
+        h = model.fit(x, y, batch_size=16, epochs=2, verbose=0, seed=0, shuffle=False)
+        runs[device] = h.history["loss"]
+    # same initial weights and batches; kernels differ only in float rounding
+    np.testing.assert_allclose(runs["cuda"], runs["cpu"], rtol=2e-3)
+
+
+def run_cli(*argv):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([str(a) for a in argv])
+    return exit_.value.code
+
+
+def test_cli_trains_on_the_gpu_and_resumes(tmp_path, capsys):
+    """One epoch on the GPU, then a resume (weights and optimizer state loaded onto it)."""
+    assert run_cli("train", "--data", "mnist-sample", "--epochs", 1, "--device", "cuda",
+                   "--out", tmp_path, "--name", "gpu", "--quiet") == 0
+    assert run_cli("train", "--resume", "gpu", "--epochs", 2, "--out", tmp_path, "--quiet") == 0
+    out = capsys.readouterr().out
+    assert out.count("val_accuracy") == 2
