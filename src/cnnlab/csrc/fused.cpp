@@ -753,6 +753,8 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
 namespace {
 
 constexpr int TB = 6;  // tiles per block: TB x NV accumulators stay in registers
+constexpr int SB = 8;  // blocks per group: each U[p] is used for TG tiles while in L1
+constexpr int TG = TB * SB;
 
 // U[p][ci][co] = (G g G')[p] for every (co, ci): G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
 void winograd_weights(const float* w, int64_t Cin, int64_t Cout, float* U) {
@@ -792,8 +794,8 @@ void winograd_input(const float* xn, int64_t Hp, int64_t Wp, int64_t Cin, int64_
       e[3][k] = _mm512_sub_ps(d[1][k], d[3][k]);
     }
     for (int r = 0; r < 4; ++r) {
-      float* v = V + ((r * 4) * TB + t) * Cp + c;
-      const int64_t step = TB * Cp;
+      float* v = V + ((r * 4) * TG + t) * Cp + c;
+      const int64_t step = TG * Cp;
       _mm512_storeu_ps(v, _mm512_sub_ps(e[r][0], e[r][2]));
       _mm512_storeu_ps(v + step, _mm512_add_ps(e[r][1], e[r][2]));
       _mm512_storeu_ps(v + 2 * step, _mm512_sub_ps(e[r][2], e[r][1]));
@@ -802,28 +804,32 @@ void winograd_input(const float* xn, int64_t Hp, int64_t Wp, int64_t Cin, int64_
   }
 }
 
-// M[p][t][co0 .. co0+16NV) = sum_c V[p][t][c] U[p][c][co], for the block's TB tiles.
+// M[p][t][co0 .. co0+16NV) = sum_c V[p][t][c] U[p][c][co] for the group's first nb*TB
+// tiles, TB at a time (TB x NV accumulators in registers). p is the outer loop, so each
+// U[p] (Cin x 16NV floats) is read from L1 for all the group's tiles, not from L2 per block.
 template <int NV>
 inline void winograd_products(const float* __restrict__ V, const float* __restrict__ U,
-                              int64_t Cin, int64_t Cp, int64_t Cout, int64_t co0,
+                              int64_t Cin, int64_t Cp, int64_t Cout, int64_t co0, int nb,
                               float* __restrict__ M) {
   for (int p = 0; p < 16; ++p) {
-    const float* v = V + p * TB * Cp;
     const float* u = U + p * Cin * Cout + co0;
-    __m512 acc[TB][NV];
-    for (int t = 0; t < TB; ++t)
-      for (int k = 0; k < NV; ++k) acc[t][k] = _mm512_setzero_ps();
-    for (int64_t c = 0; c < Cin; ++c) {
-      __m512 uk[NV];
-      for (int k = 0; k < NV; ++k) uk[k] = _mm512_loadu_ps(u + c * Cout + 16 * k);
-      for (int t = 0; t < TB; ++t) {
-        const __m512 vt = _mm512_set1_ps(v[t * Cp + c]);
-        for (int k = 0; k < NV; ++k) acc[t][k] = _mm512_fmadd_ps(vt, uk[k], acc[t][k]);
+    for (int blk = 0; blk < nb; ++blk) {
+      const float* v = V + (p * TG + blk * TB) * Cp;
+      __m512 acc[TB][NV];
+      for (int t = 0; t < TB; ++t)
+        for (int k = 0; k < NV; ++k) acc[t][k] = _mm512_setzero_ps();
+      for (int64_t c = 0; c < Cin; ++c) {
+        __m512 uk[NV];
+        for (int k = 0; k < NV; ++k) uk[k] = _mm512_loadu_ps(u + c * Cout + 16 * k);
+        for (int t = 0; t < TB; ++t) {
+          const __m512 vt = _mm512_set1_ps(v[t * Cp + c]);
+          for (int k = 0; k < NV; ++k) acc[t][k] = _mm512_fmadd_ps(vt, uk[k], acc[t][k]);
+        }
       }
+      for (int t = 0; t < TB; ++t)
+        for (int k = 0; k < NV; ++k)
+          _mm512_storeu_ps(M + (p * TG + blk * TB + t) * Cout + co0 + 16 * k, acc[t][k]);
     }
-    for (int t = 0; t < TB; ++t)
-      for (int k = 0; k < NV; ++k)
-        _mm512_storeu_ps(M + (p * TB + t) * Cout + co0 + 16 * k, acc[t][k]);
   }
 }
 
@@ -834,10 +840,10 @@ inline void winograd_output(const float* M, int64_t Cout, int t, const float* bi
   for (int64_t co = 0; co < Cout; co += 16) {
     __m512 s0[4], s1[4];
     for (int k = 0; k < 4; ++k) {
-      const __m512 m0 = _mm512_loadu_ps(M + ((0 * 4 + k) * TB + t) * Cout + co);
-      const __m512 m1 = _mm512_loadu_ps(M + ((1 * 4 + k) * TB + t) * Cout + co);
-      const __m512 m2 = _mm512_loadu_ps(M + ((2 * 4 + k) * TB + t) * Cout + co);
-      const __m512 m3 = _mm512_loadu_ps(M + ((3 * 4 + k) * TB + t) * Cout + co);
+      const __m512 m0 = _mm512_loadu_ps(M + ((0 * 4 + k) * TG + t) * Cout + co);
+      const __m512 m1 = _mm512_loadu_ps(M + ((1 * 4 + k) * TG + t) * Cout + co);
+      const __m512 m2 = _mm512_loadu_ps(M + ((2 * 4 + k) * TG + t) * Cout + co);
+      const __m512 m3 = _mm512_loadu_ps(M + ((3 * 4 + k) * TG + t) * Cout + co);
       s0[k] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
       s1[k] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
     }
@@ -888,28 +894,38 @@ std::vector<at::Tensor> winograd_pool_forward(const at::Tensor& x, const at::Ten
   const float* bp = b.numel() ? b.data_ptr<float>() : nullptr;
   float* op = out.data_ptr<float>();
   uint8_t* ap = want_arg ? arg.data_ptr<uint8_t>() : nullptr;
-  const int64_t tiles = N * Ho * Wo, blocks = (tiles + TB - 1) / TB;
-  at::parallel_for(0, blocks, 4, [&](int64_t begin, int64_t end) {
-    std::vector<float> V(16 * TB * Cp), M(16 * TB * Cout);
-    for (int64_t blk = begin; blk < end; ++blk) {
-      const int64_t t0 = blk * TB;
-      const int nt = static_cast<int>(std::min<int64_t>(TB, tiles - t0));
-      for (int t = 0; t < TB; ++t) {
+  const int64_t tiles = N * Ho * Wo, groups = (tiles + TG - 1) / TG;
+  at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> V(16 * TG * Cp), M(16 * TG * Cout);
+    for (int64_t grp = begin; grp < end; ++grp) {
+      const int64_t t0 = grp * TG;
+      const int nt = static_cast<int>(std::min<int64_t>(TG, tiles - t0));
+      const int nb = (nt + TB - 1) / TB;
+      // (image, row, column) of the group's first tile; then counted, not divided, per tile
+      // (a 64-bit division costs tens of cycles; a tile is a few hundred)
+      const int64_t n0 = t0 / (Ho * Wo), i0 = t0 % (Ho * Wo) / Wo, j0 = t0 % Wo;
+      for (int64_t t = 0, n = n0, i = i0, j = j0; t < nb * TB; ++t) {
         if (t >= nt) {  // past the last tile: zeros, results dropped
-          for (int p = 0; p < 16; ++p) std::fill_n(V.data() + (p * TB + t) * Cp, Cp, 0.f);
+          for (int p = 0; p < 16; ++p) std::fill_n(V.data() + (p * TG + t) * Cp, Cp, 0.f);
           continue;
         }
-        const int64_t tile = t0 + t, n = tile / (Ho * Wo), ij = tile % (Ho * Wo);
-        winograd_input(xp + n * Hp * Wp * Cin, Hp, Wp, Cin, Cp, 2 * (ij / Wo), 2 * (ij % Wo),
-                       t, V.data());
+        winograd_input(xp + n * Hp * Wp * Cin, Hp, Wp, Cin, Cp, 2 * i, 2 * j, t, V.data());
+        if (++j == Wo) {
+          j = 0;
+          if (++i == Ho) i = 0, ++n;
+        }
       }
       channel_blocks(Cout, [&](auto nv, int64_t co0) {
-        winograd_products<decltype(nv)::value>(V.data(), U, Cin, Cp, Cout, co0, M.data());
+        winograd_products<decltype(nv)::value>(V.data(), U, Cin, Cp, Cout, co0, nb, M.data());
       });
-      for (int t = 0; t < nt; ++t) {
-        const int64_t tile = t0 + t, ij = tile % (Ho * Wo), i = ij / Wo, j = ij % Wo;
+      for (int64_t t = 0, i = i0, j = j0; t < nt; ++t) {
+        const int64_t tile = t0 + t;
         winograd_output(M.data(), Cout, t, bp, valid_offsets(i, j, H, W), relu,
                         op + tile * Cout, ap ? ap + tile * Cout : nullptr);
+        if (++j == Wo) {
+          j = 0;
+          if (++i == Ho) i = 0;
+        }
       }
     }
   });
