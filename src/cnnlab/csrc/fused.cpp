@@ -28,6 +28,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace {
@@ -314,34 +315,39 @@ int valid_offsets(int64_t i, int64_t j, int64_t H, int64_t W) {
   return valid;
 }
 
-// Weight and bias gradients summed per thread (float within a thread's share of the
-// batch, double across threads), then added up into tensors in a fixed thread order.
+// Weight and bias gradients summed per thread (float, each thread over its share of the
+// batch), then added up into tensors in a fixed thread order. The threads' buffers are
+// moved in, not copied: for a small batch, copies and zero fills were most of the time.
 struct ThreadGrads {
   int64_t wsize, C;
-  std::vector<std::vector<double>> w, b;
+  std::vector<std::vector<float>> w, b;
   ThreadGrads(int64_t wsize_, int64_t C_)
       : wsize(wsize_), C(C_), w(at::get_num_threads()), b(at::get_num_threads()) {}
 
   // Called at the end of a parallel_for body with that thread's float sums.
-  void add(const std::vector<float>& gw, const std::vector<float>& gb) {
+  void add(std::vector<float>&& gw, std::vector<float>&& gb) {
     const int t = at::get_thread_num();
-    auto& tw = w[t];
-    auto& tb = b[t];
-    if (tw.empty()) { tw.assign(wsize, 0.0); tb.assign(C, 0.0); }
-    for (int64_t k = 0; k < wsize; ++k) tw[k] += gw[k];
-    for (int64_t c = 0; c < C; ++c) tb[c] += gb[c];
+    if (w[t].empty()) {
+      w[t] = std::move(gw);
+      b[t] = std::move(gb);
+      return;
+    }
+    for (int64_t k = 0; k < wsize; ++k) w[t][k] += gw[k];
+    for (int64_t c = 0; c < C; ++c) b[t][c] += gb[c];
   }
 
   // {gw with shape wshape, gb (C,)}
   std::vector<at::Tensor> tensors(at::IntArrayRef wshape, const at::TensorOptions& options) const {
     auto gw = at::zeros(wshape, options);
     auto gb = at::zeros({C}, options);
-    float* gwp = gw.data_ptr<float>();
-    float* gbp = gb.data_ptr<float>();
+    float* __restrict__ gwp = gw.data_ptr<float>();
+    float* __restrict__ gbp = gb.data_ptr<float>();
     for (size_t t = 0; t < w.size(); ++t) {
       if (w[t].empty()) continue;
-      for (int64_t k = 0; k < wsize; ++k) gwp[k] += static_cast<float>(w[t][k]);
-      for (int64_t c = 0; c < C; ++c) gbp[c] += static_cast<float>(b[t][c]);
+      const float* __restrict__ tw = w[t].data();
+      const float* __restrict__ tb = b[t].data();
+      for (int64_t k = 0; k < wsize; ++k) gwp[k] += tw[k];
+      for (int64_t c = 0; c < C; ++c) gbp[c] += tb[c];
     }
     return {gw, gb};
   }
@@ -497,7 +503,7 @@ std::vector<at::Tensor> conv_pool_backward(const at::Tensor& x, const at::Tensor
         }
       }
     }
-    sums.add(gw, gb);
+    sums.add(std::move(gw), std::move(gb));
   });
   (void)vec;
   return sums.tensors({KH, KW, Cin, Cout}, x.options());
@@ -734,7 +740,7 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
       }
     }
     (void)fast;
-    sums.add(gw, gb);
+    sums.add(std::move(gw), std::move(gb));
   });
   auto g = sums.tensors({Cout, KH, KW, Cin}, x.options());
   return {gx, g[0], g[1]};
@@ -747,29 +753,53 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
 //    convolution output is never written. Per tile: V = B'dB of its 4x4 input patch, 16
 //    products V[p] x U[p] (U = G g G' of the weights, Cin x Cout each), Y = A'MA. 2.25x
 //    fewer multiplies than a direct convolution; results differ from it by rounding only.
-//    x (N, Hp, Wp, Cin) padded; w (Cout, Cin, 3, 3) torch's layout; b (Cout) or empty
+//    x (N, Hp, Wp, Cin) padded; w (Cout, 3, 3, Cin); b (Cout) or empty
 //    -> out, arg (N, Ho, Wo, Cout) as pool_forward's, of the (Hp-2, Wp-2) convolution.
 #if defined(__AVX512F__)
 namespace {
+
+// Per-thread scratch buffers that outlive a call: slot k of the calling thread, at least n
+// floats, contents undefined. Allocating (and zero-filling) a few hundred KB per call cost
+// more than the arithmetic of a small batch: large blocks come from mmap, fresh pages fault.
+float* scratch(int slot, int64_t n) {
+  thread_local std::vector<float> buffers[3];
+  auto& buf = buffers[slot];
+  if (static_cast<int64_t>(buf.size()) < n) buf.resize(n);
+  return buf.data();
+}
 
 constexpr int TB = 6;  // tiles per block: TB x NV accumulators stay in registers
 constexpr int SB = 8;  // blocks per group: each U[p] is used for TG tiles while in L1
 constexpr int TG = TB * SB;
 
 // U[p][ci][co] = (G g G')[p] for every (co, ci): G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
+// w (Cout, 3, 3, Cin): the memory of a channels-last conv weight, so the layer passes its
+// weight without a copy. 16 output channels at a time, one per lane (gathered), so that
+// every plane of U is written 16 floats at a time, in order.
 void winograd_weights(const float* w, int64_t Cin, int64_t Cout, float* U) {
-  for (int64_t co = 0; co < Cout; ++co)
+  const __m512i lane = _mm512_mullo_epi32(
+      _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+      _mm512_set1_epi32(static_cast<int>(9 * Cin)));
+  const __m512 half = _mm512_set1_ps(0.5f);
+  for (int64_t co0 = 0; co0 < Cout; co0 += 16)
     for (int64_t ci = 0; ci < Cin; ++ci) {
-      const float* g = w + (co * Cin + ci) * 9;
-      float t[4][3];
+      const float* g = w + co0 * 9 * Cin + ci;
+      __m512 t[4][3];
       for (int k = 0; k < 3; ++k) {
-        const float a = g[k], b = g[3 + k], c = g[6 + k];
-        t[0][k] = a; t[1][k] = 0.5f * (a + b + c); t[2][k] = 0.5f * (a - b + c); t[3][k] = c;
+        const __m512 a = _mm512_i32gather_ps(lane, g + k * Cin, 4);
+        const __m512 b = _mm512_i32gather_ps(lane, g + (3 + k) * Cin, 4);
+        const __m512 c = _mm512_i32gather_ps(lane, g + (6 + k) * Cin, 4);
+        t[0][k] = a;
+        t[1][k] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), c));
+        t[2][k] = _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), c));
+        t[3][k] = c;
       }
       for (int r = 0; r < 4; ++r) {
-        const float a = t[r][0], b = t[r][1], c = t[r][2];
-        const float u[4] = {a, 0.5f * (a + b + c), 0.5f * (a - b + c), c};
-        for (int k = 0; k < 4; ++k) U[((r * 4 + k) * Cin + ci) * Cout + co] = u[k];
+        const __m512 a = t[r][0], b = t[r][1], c = t[r][2];
+        const __m512 u[4] = {a, _mm512_mul_ps(half, _mm512_add_ps(_mm512_add_ps(a, b), c)),
+                             _mm512_mul_ps(half, _mm512_add_ps(_mm512_sub_ps(a, b), c)), c};
+        for (int k = 0; k < 4; ++k)
+          _mm512_storeu_ps(U + ((r * 4 + k) * Cin + ci) * Cout + co0, u[k]);
       }
     }
 }
@@ -877,26 +907,27 @@ std::vector<at::Tensor> winograd_pool_forward(const at::Tensor& x, const at::Ten
                                               bool relu, bool want_arg) {
   TORCH_CHECK(x.dim() == 4 && w.dim() == 4 && x.is_contiguous() && w.is_contiguous() &&
                   x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat,
-              "expected contiguous float32 x (N,H,W,C) and w (Cout,Cin,3,3)");
+              "expected contiguous float32 x (N,H,W,C) and w (Cout,3,3,Cin)");
   const int64_t N = x.size(0), Hp = x.size(1), Wp = x.size(2), Cin = x.size(3);
   const int64_t Cout = w.size(0);
-  TORCH_CHECK(w.size(1) == Cin, "channel mismatch");
-  TORCH_CHECK(winograd_fits(Cin, w.size(2), w.size(3), Cout), "no Winograd path for this layer");
+  TORCH_CHECK(w.size(3) == Cin, "channel mismatch");
+  TORCH_CHECK(winograd_fits(Cin, w.size(1), w.size(2), Cout), "no Winograd path for this layer");
   const int64_t H = Hp - 2, W = Wp - 2;  // conv output size
   auto pooled = pooled_outputs(x, H, W, Ho, Wo, Cout, want_arg);
   auto out = pooled[0], arg = pooled[1];
 #if defined(__AVX512F__)
   const int64_t Cp = (Cin + 15) / 16 * 16;
-  std::vector<float> Ubuf(16 * Cin * Cout);
-  winograd_weights(w.data_ptr<float>(), Cin, Cout, Ubuf.data());
-  const float* U = Ubuf.data();
+  float* const U = scratch(0, 16 * Cin * Cout);  // every entry written below
+  winograd_weights(w.data_ptr<float>(), Cin, Cout, U);
   const float* xp = x.data_ptr<float>();
   const float* bp = b.numel() ? b.data_ptr<float>() : nullptr;
   float* op = out.data_ptr<float>();
   uint8_t* ap = want_arg ? arg.data_ptr<uint8_t>() : nullptr;
   const int64_t tiles = N * Ho * Wo, groups = (tiles + TG - 1) / TG;
   at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> V(16 * TG * Cp), M(16 * TG * Cout);
+    // not zero-filled: every entry of V a group uses, and of M the output reads, is written
+    float* const V = scratch(1, 16 * TG * Cp);
+    float* const M = scratch(2, 16 * TG * Cout);
     for (int64_t grp = begin; grp < end; ++grp) {
       const int64_t t0 = grp * TG;
       const int nt = static_cast<int>(std::min<int64_t>(TG, tiles - t0));
@@ -906,21 +937,21 @@ std::vector<at::Tensor> winograd_pool_forward(const at::Tensor& x, const at::Ten
       const int64_t n0 = t0 / (Ho * Wo), i0 = t0 % (Ho * Wo) / Wo, j0 = t0 % Wo;
       for (int64_t t = 0, n = n0, i = i0, j = j0; t < nb * TB; ++t) {
         if (t >= nt) {  // past the last tile: zeros, results dropped
-          for (int p = 0; p < 16; ++p) std::fill_n(V.data() + (p * TG + t) * Cp, Cp, 0.f);
+          for (int p = 0; p < 16; ++p) std::fill_n(V + (p * TG + t) * Cp, Cp, 0.f);
           continue;
         }
-        winograd_input(xp + n * Hp * Wp * Cin, Hp, Wp, Cin, Cp, 2 * i, 2 * j, t, V.data());
+        winograd_input(xp + n * Hp * Wp * Cin, Hp, Wp, Cin, Cp, 2 * i, 2 * j, t, V);
         if (++j == Wo) {
           j = 0;
           if (++i == Ho) i = 0, ++n;
         }
       }
       channel_blocks(Cout, [&](auto nv, int64_t co0) {
-        winograd_products<decltype(nv)::value>(V.data(), U, Cin, Cp, Cout, co0, nb, M.data());
+        winograd_products<decltype(nv)::value>(V, U, Cin, Cp, Cout, co0, nb, M);
       });
       for (int64_t t = 0, i = i0, j = j0; t < nt; ++t) {
         const int64_t tile = t0 + t;
-        winograd_output(M.data(), Cout, t, bp, valid_offsets(i, j, H, W), relu,
+        winograd_output(M, Cout, t, bp, valid_offsets(i, j, H, W), relu,
                         op + tile * Cout, ap ? ap + tile * Cout : nullptr);
         if (++j == Wo) {
           j = 0;
