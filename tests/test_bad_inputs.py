@@ -140,9 +140,10 @@ CASES = [
     Case("bad layer argument", TRAIN, 3, "Layer 1 (Dense): Invalid value for argument `units`. "
          "Expected a strictly positive integer. Received units=-3.",
          cfg("c.yaml", layers=["Flatten", {"Dense": {"units": -3}}])),
-    Case("model too large for memory", TRAIN, 3, "The model has 6,800,000,003 parameters: "
-         "training it needs about 101.3 GiB", cfg("c.yaml", layers=[
-             "Flatten", {"Dense": {"units": 100_000_000}}, {"Dense": {"units": 3}}])),
+    # ~1 TiB: more than any machine here, GPU or host (a 101 GiB model fit an H200's 139 GiB)
+    Case("model too large for memory", TRAIN, 3, "The model has 68,000,000,003 parameters: "
+         "training it needs about 1013.3 GiB", cfg("c.yaml", layers=[
+             "Flatten", {"Dense": {"units": 1_000_000_000}}, {"Dense": {"units": 3}}])),
     # -- data -------------------------------------------------------------------------
     Case("data file missing", TRAIN, 4, "nope.npz: file not found. Expected a .npz file with "
          "arrays x_train, y_train, x_test, y_test.", lambda: write_config("c.yaml", "nope.npz")),
