@@ -102,6 +102,12 @@ def max_pool(x, out_hw: tuple[int, int], relu: bool = False):
     return _ext.pool_forward(x.contiguous(), out_hw[0], out_hw[1], relu, False)[0]
 
 
+def _kernel_last(w):
+    """A conv weight (Cout, Cin, KH, KW) as the kernels read it, (Cout, KH, KW, Cin): a view
+    of a channels-last weight's memory (no copy), a copy otherwise."""
+    return w.permute(0, 2, 3, 1).contiguous()
+
+
 def _conv_pool_forward(x, w, b, out_h: int, out_w: int, relu: bool, want_arg: bool):
     """Stride-1 convolution then 2x2 max pooling: Winograd F(2x2, 3x3) with the pooling in
     the same pass where it applies (`winograd_fits`), else torch's convolution + the pooling
@@ -109,8 +115,8 @@ def _conv_pool_forward(x, w, b, out_h: int, out_w: int, relu: bool, want_arg: bo
     do not pay for the kernel's threads (0.65 vs 0.56 ms for the lecture's predict)."""
     if x.shape[0] > 1 and winograd_fits(w.shape[1], (w.shape[2], w.shape[3]), w.shape[0]):
         bias = b.detach() if b is not None else x.new_empty(0)
-        wk = w.detach().permute(0, 2, 3, 1).contiguous()  # a channels-last weight: no copy
-        return _ext.winograd_pool_forward(x.detach(), wk, bias, out_h, out_w, relu, want_arg)
+        return _ext.winograd_pool_forward(x.detach(), _kernel_last(w.detach()), bias,
+                                          out_h, out_w, relu, want_arg)
     return _ext.pool_forward(conv_nhwc(x, w, b), out_h, out_w, relu, want_arg)
 
 
@@ -131,7 +137,7 @@ class _ConvThenPool(torch.autograd.Function):
         kh, kw = w.shape[2], w.shape[3]
         if sparse_fits(x.shape[3], (kh, kw), (grad.shape[1], grad.shape[2])):
             gx, gw, gb = _ext.conv_then_pool_backward(
-                x, w.permute(0, 2, 3, 1).contiguous(), grad, arg, need_x)
+                x, _kernel_last(w), grad, arg, need_x)
             gw = gw.permute(0, 3, 1, 2)
         else:  # dense: the convolution output's gradient from the winners, then torch's
             gy = _ext.pool_backward(grad, arg, x.shape[1] - kh + 1, x.shape[2] - kw + 1)
