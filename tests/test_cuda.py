@@ -75,3 +75,20 @@ def test_cli_trains_on_the_gpu_and_resumes(tmp_path, capsys):
     assert run_cli("train", "--resume", "gpu", "--epochs", 2, "--out", tmp_path, "--quiet") == 0
     out = capsys.readouterr().out
     assert out.count("val_accuracy") == 2
+
+
+def test_checkpoint_carries_the_gpus_random_state(tmp_path):
+    """Dropout on a GPU draws from the GPU's generator: a resumed run must continue its
+    sequence, or it trains on other dropout masks than an uninterrupted one. Before the
+    checkpoint kept that state, the kill-and-resume tests failed on a GPU machine."""
+    from cnnlab.train.checkpoint import restore_checkpoint, save_checkpoint
+
+    x, y = data()
+    model = small_model("cuda")
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, seed=0)
+    trainer = model._trainer
+    save_checkpoint(tmp_path / "ckpt.safetensors", trainer)
+    expected = torch.rand(8, device="cuda")
+    torch.cuda.manual_seed(12345)  # anything else
+    restore_checkpoint(tmp_path / "ckpt.safetensors", trainer)
+    assert torch.equal(torch.rand(8, device="cuda"), expected)

@@ -44,11 +44,13 @@ def _optimizer_parts(opt: torch.optim.Optimizer):
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _rng_parts():
+def _rng_parts(device):
     np_state = np.random.get_state()
     py_state = random.getstate()
     tensors = {"rng/torch": torch.get_rng_state(),
                "rng/numpy_keys": torch.from_numpy(np_state[1].astype(np.int64))}
+    if torch.device(device).type == "cuda":  # dropout on a GPU draws from the GPU's generator
+        tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
     meta = {"numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
             "python": [py_state[0], list(py_state[1]), py_state[2]]}
     return tensors, meta
@@ -83,7 +85,7 @@ def save_checkpoint(path, trainer, extra: dict | None = None, callbacks=()) -> N
     tensors = {f"model/{k}": v.detach().contiguous().cpu()
                for k, v in trainer.net.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_parts(trainer.optimizer)
-    rng_tensors, rng_meta = _rng_parts()
+    rng_tensors, rng_meta = _rng_parts(trainer.device)
     cb_tensors, cb_meta = _callback_parts(callbacks)
     tensors.update(opt_tensors)
     tensors.update(rng_tensors)
@@ -148,6 +150,8 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     match_param_layouts(trainer.optimizer)
     _restore_callbacks(path, tensors, meta.get("callbacks", {}), callbacks)
     torch.set_rng_state(tensors["rng/torch"])
+    if "rng/cuda" in tensors and torch.device(trainer.device).type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng/cuda"], trainer.device)
     n = meta["rng"]["numpy"]
     np.random.set_state((n[0], tensors["rng/numpy_keys"].numpy().astype(np.uint32), n[1], n[2], n[3]))
     p = meta["rng"]["python"]
