@@ -72,6 +72,16 @@ SPECS = {
         {"Conv2D": {"filters": 16, "kernel_size": 3, "padding": "same", "activation": "relu"}},
         {"MaxPooling2D": {"padding": "same"}},
         {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
+    # the Winograd forward's fast path for 64 input channels, and the sparse backward with
+    # 80 output channels: its winners are found 64 channels to a word, the last word partial
+    "wide_paths": {"input_shape": [18, 17, 2], "layers": [
+        {"Conv2D": {"filters": 64, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Conv2D": {"filters": 32, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Conv2D": {"filters": 80, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
     "mlp_on_vectors": {"input_shape": [64], "layers": [
         {"Reshape": {"target_shape": [8, 8, 1]}},
         {"Conv2D": {"filters": 3, "kernel_size": 3, "activation": "leaky_relu"}},
@@ -175,7 +185,7 @@ def test_conv_and_pool_run_fused_where_they_can():
     from cnnlab import fused
     assert fused.available(), "the C++ kernel cnnlab._fused was not built (see setup.py)"
     for name in ("lecture", "same_conv_then_same_pool_odd", "sparse_backward_paths",
-                 "winograd_paths"):
+                 "winograd_paths", "wide_paths"):
         spec = ModelSpec.from_dict(SPECS[name])
         net = build(spec)
         convs = [i for i, layer in enumerate(spec.layers) if layer.keras_name == "Conv2D"]
