@@ -61,7 +61,7 @@ SPECS = {
         {"Conv2D": {"filters": 8, "kernel_size": 3, "padding": "same", "activation": "relu"}},
         {"MaxPooling2D": {"padding": "same"}},
         {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
-    # Winograd F(2x2, 3x3) forward with the pooling fused: with the dense backward (48 input
+    # Winograd F(4x4, 3x3) forward with the pooling fused: with the dense backward (48 input
     # channels) and the sparse one (32), odd sizes (partial tiles read zeros), 'valid'
     # pooling that drops the last row, ELU after pooling
     "winograd_paths": {"input_shape": [14, 13, 3], "layers": [

@@ -9,8 +9,8 @@
   convolution's input needs no gradient (the data).
 - `conv_then_pool`: any other Conv2D (stride 1) and the 2x2 max pooling after
   it. A 3x3 convolution with a multiple of 16 filters runs forward as Winograd's
-  F(2x2, 3x3), whose 2x2 output tiles are exactly the pooling windows: the tile's
-  four outputs are pooled in registers (others: torch's convolution). Only the
+  F(4x4, 3x3), whose 4x4 output tiles are exactly four pooling windows: the tile's
+  sixteen outputs are pooled in registers (others: torch's convolution). Only the
   winning output of each window has a gradient, so the kernel updates the weight
   and input gradients once per winner (a quarter of a dense backward pass or
   less) and never writes the full-resolution gradient.
@@ -109,7 +109,7 @@ def _kernel_last(w):
 
 
 def _conv_pool_forward(x, w, b, out_h: int, out_w: int, relu: bool, want_arg: bool):
-    """Stride-1 convolution then 2x2 max pooling: Winograd F(2x2, 3x3) with the pooling in
+    """Stride-1 convolution then 2x2 max pooling: Winograd F(4x4, 3x3) with the pooling in
     the same pass where it applies (`winograd_fits`), else torch's convolution + the pooling
     kernel. -> (out, arg) as `pool_forward`'s. A single image goes to torch: its few tiles
     do not pay for the kernel's threads (0.65 vs 0.56 ms for the lecture's predict)."""
@@ -164,7 +164,7 @@ def sparse_fits(cin: int, kernel: tuple[int, int], out_hw: tuple[int, int]) -> b
 
 
 def winograd_fits(cin: int, kernel: tuple[int, int], cout: int) -> bool:
-    """Whether conv_then_pool's forward runs as Winograd F(2x2, 3x3) with the pooling fused."""
+    """Whether conv_then_pool's forward runs as Winograd F(4x4, 3x3) with the pooling fused."""
     return _ext is not None and _ext.winograd_fits(cin, kernel[0], kernel[1], cout)
 
 
