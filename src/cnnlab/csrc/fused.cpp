@@ -834,7 +834,8 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
 //    convolution output is never written. Per tile: V = B'dB of its 6x6 input patch, 36
 //    products V[p] x U[p] (U = G g G' of the weights, Cin x Cout each), Y = A'MA (Lavin &
 //    Gray's matrices). 4x fewer multiplies than a direct convolution (F(2x2, 3x3): 2.25x);
-//    results differ from it by rounding only (about 1e-6 relative here).
+//    results differ from it by rounding only: the largest error is 2-4e-6 of the largest
+//    output on lecture-like data and weights, against 2-4e-7 for F(2x2, 3x3).
 //    x (N, Hp, Wp, Cin) padded; w (Cout, 3, 3, Cin); b (Cout) or empty
 //    -> out, arg (N, Ho, Wo, Cout) as pool_forward's, of the (Hp-2, Wp-2) convolution.
 #if defined(__AVX512F__)
