@@ -588,18 +588,8 @@ at::Tensor pool_backward(const at::Tensor& grad, const at::Tensor& arg, int64_t 
   return gin;
 }
 
-// The gradients of a stride-1 convolution (of the padded input x) followed by 2x2 max
-// pooling, straight from the pooled gradient and the winners: only the winning
-// convolution output of each window and channel has a gradient (and none where ReLU
-// clipped), so the work is one kernel-sized update per (window, channel) that won,
-// about a quarter of a dense backward pass, and the full-resolution gradient is never
-// written.
-//   x (N, Hp, Wp, Cin); w (Cout, KH, KW, Cin); grad, arg (N, Ho, Wo, Cout)
-//   -> gx (N, Hp, Wp, Cin) if need_x (else undefined), gw (Cout, KH, KW, Cin), gb (Cout)
+// The helpers of conv_then_pool_backward (below): the winners-only backward pass.
 #if defined(__AVX512F__)
-// For one image and one output channel: the weight gradient of that channel (K*K*NV
-// vectors, in registers) over the windows it won, then the input gradient with the
-// channel's kernel in registers. Cin = 16 * NV.
 // The weight gradient of one output channel (K*K*NV vectors, in registers) over its
 // winners in one image. Cin = 16 * NV.
 template <int NV, int K>
