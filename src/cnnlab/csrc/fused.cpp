@@ -757,13 +757,13 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
   const uint8_t* ap = arg.data_ptr<uint8_t>();
   float* gxp = need_x ? gx.data_ptr<float>() : nullptr;
   ThreadGrads sums(wsize, Cout);
+  const int64_t img = Hp * Wp * Cin, pooled = Ho * Wo * Cout;
   at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> gw(wsize, 0.f), gb(Cout, 0.f);
     float* __restrict__ gwp = gw.data();
 #if defined(__AVX512F__)
     if (fast) {
       WinnerLists lists;
-      const int64_t img = Hp * Wp * Cin, pooled = Ho * Wo * Cout;
       for (int64_t n = begin; n < end; ++n) {
         float* gxn = gxp ? gxp + n * img : nullptr;
         if (Cin == 16)
@@ -773,16 +773,14 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
           sparse_image<2, 3>(xp + n * img, gxn, Hp, Wp, wp, gwp, gb.data(), gp + n * pooled,
                              ap + n * pooled, Ho, Wo, Cout, lists);
       }
-      sums.add(std::move(gw), std::move(gb));
-      return;
-    }
+    } else
 #endif
     for (int64_t n = begin; n < end; ++n) {
-      const float* xn = xp + n * Hp * Wp * Cin;
-      float* gxn = gxp ? gxp + n * Hp * Wp * Cin : nullptr;
-      const float* gn = gp + n * Ho * Wo * Cout;
-      const uint8_t* an = ap + n * Ho * Wo * Cout;
-      if (gxn) std::fill(gxn, gxn + Hp * Wp * Cin, 0.f);
+      const float* xn = xp + n * img;
+      float* gxn = gxp ? gxp + n * img : nullptr;
+      const float* gn = gp + n * pooled;
+      const uint8_t* an = ap + n * pooled;
+      if (gxn) std::fill(gxn, gxn + img, 0.f);
       for (int64_t i = 0; i < Ho; ++i) {
         for (int64_t j = 0; j < Wo; ++j) {
           const float* g = gn + (i * Wo + j) * Cout;

@@ -49,7 +49,7 @@ def _rng_parts(device):
     py_state = random.getstate()
     tensors = {"rng/torch": torch.get_rng_state(),
                "rng/numpy_keys": torch.from_numpy(np_state[1].astype(np.int64))}
-    if torch.device(device).type == "cuda":  # dropout on a GPU draws from the GPU's generator
+    if device.type == "cuda":  # dropout on a GPU draws from the GPU's generator
         tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
     meta = {"numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
             "python": [py_state[0], list(py_state[1]), py_state[2]]}
@@ -150,7 +150,7 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     match_param_layouts(trainer.optimizer)
     _restore_callbacks(path, tensors, meta.get("callbacks", {}), callbacks)
     torch.set_rng_state(tensors["rng/torch"])
-    if "rng/cuda" in tensors and torch.device(trainer.device).type == "cuda":
+    if "rng/cuda" in tensors and trainer.device.type == "cuda":
         torch.cuda.set_rng_state(tensors["rng/cuda"], trainer.device)
     n = meta["rng"]["numpy"]
     np.random.set_state((n[0], tensors["rng/numpy_keys"].numpy().astype(np.uint32), n[1], n[2], n[3]))
