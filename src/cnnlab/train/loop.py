@@ -22,6 +22,7 @@ from ..losses import Loss, correct
 from ..optimizers import step_function
 from .callbacks import CallbackList
 from .data import Arrays
+from .memory import keep_freed_memory
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
@@ -149,6 +150,8 @@ class Trainer:
             callbacks=(), seed: int = 0, shuffle: bool = True,
             position: Position | None = None, validation_freq: int = 1) -> None:
         self.train_data, self.val_data = train, val
+        if self.device.type == "cpu":
+            keep_freed_memory()  # steps reuse their pages instead of faulting them in again
         self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
         self.position = position or Position()
         self.position.sums.on(self.device)  # a resumed run's sums come from the checkpoint on CPU
