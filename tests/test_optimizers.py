@@ -52,3 +52,27 @@ def test_direct_step_falls_back_to_optimizer_step_when_it_does_not_apply(monkeyp
     assert len(calls) == 3
     sgd = get("sgd").build(b)
     assert step_function(sgd) == sgd.step
+
+
+def test_direct_step_on_channels_last_kernels_and_after_loading_a_state():
+    """Conv kernels in channels-last memory are updated through 1-D views of that memory;
+    the step counts live in one tensor, and a loaded state_dict replaces it."""
+    a, opt_a, b, opt_b = _twins("adam", {})
+    b[0].data = b[0].data.to(memory_format=torch.channels_last)
+    step_b = step_function(opt_b)
+    for i in range(6):
+        for p, q in zip(a, b):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone(memory_format=torch.preserve_format).to(
+                memory_format=torch.channels_last) if q.dim() == 4 else p.grad.clone()
+        opt_a.step()
+        step_b()
+        if i == 2:  # resume: the state comes back as separate tensors
+            opt_b.load_state_dict(opt_b.state_dict())
+    assert b[0].is_contiguous(memory_format=torch.channels_last)
+    assert opt_b.state[b[0]]["exp_avg"].is_contiguous(memory_format=torch.channels_last)
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(opt_a.state[p][key], opt_b.state[q][key])
+    assert float(opt_b.state[b[1]]["step"]) == 6

@@ -23,7 +23,7 @@ They run on CPU in float32, channels last. Without the compiled kernel
 (`available()` is False) the layers run as ordinary torch operations, with the
 same results (up to float rounding: Winograd and torch sum in other orders).
 
-    >>> if usable(x): out = conv_pool(x_nhwc_padded, w_keras_layout, bias, (13, 13), relu=True)
+    >>> if usable(x): out = conv_pool(x_nhwc_padded, conv.weight, conv.bias, (13, 13), relu=True)
 """
 from __future__ import annotations
 
@@ -52,14 +52,21 @@ def conv_nhwc(x, w, b):
     return F.conv2d(x.permute(0, 3, 1, 2), w, b).permute(0, 2, 3, 1).contiguous()
 
 
+def _keras_layout(w):
+    """A conv weight (Cout, Cin, KH, KW) as conv_pool's kernels read it, (KH, KW, Cin, Cout)."""
+    return w.detach().permute(2, 3, 1, 0).contiguous()
+
+
 class _ConvPool(torch.autograd.Function):
+    # The weight goes in as the parameter itself and its gradient comes back in the
+    # parameter's shape, so autograd records one node, not a permute and a copy around it.
     @staticmethod
     def forward(ctx, x, w, b, out_h: int, out_w: int, relu: bool):
-        # x (N, Hp, Wp, Cin) padded; w (KH, KW, Cin, Cout); -> (N, out_h, out_w, Cout)
-        bias = b if b is not None else x.new_empty(0)
-        out, arg = _ext.conv_pool_forward(x, w, bias, out_h, out_w, relu, True)
+        # x (N, Hp, Wp, Cin) padded; w (Cout, Cin, KH, KW) -> (N, out_h, out_w, Cout)
+        bias = b.detach() if b is not None else x.new_empty(0)
+        out, arg = _ext.conv_pool_forward(x, _keras_layout(w), bias, out_h, out_w, relu, True)
         ctx.save_for_backward(x, arg)
-        ctx.kernel = (w.shape[0], w.shape[1])
+        ctx.kernel = (w.shape[2], w.shape[3])
         ctx.has_bias = b is not None
         return out
 
@@ -67,15 +74,16 @@ class _ConvPool(torch.autograd.Function):
     def backward(ctx, grad):
         x, arg = ctx.saved_tensors
         gw, gb = _ext.conv_pool_backward(x, arg, grad.contiguous(), *ctx.kernel)
-        return None, gw, (gb if ctx.has_bias else None), None, None, None
+        return None, gw.permute(3, 2, 0, 1), (gb if ctx.has_bias else None), None, None, None
 
 
 def conv_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
-    """Max over each 2x2 window (stride 2) of the stride-1 convolution of x with w, plus b."""
+    """Max over each 2x2 window (stride 2) of the stride-1 convolution of x (N, Hp, Wp, Cin)
+    with w (Cout, Cin, KH, KW, torch's layout), plus b."""
     if _tracked(w, b):
         return _ConvPool.apply(x, w, b, out_hw[0], out_hw[1], relu)
     bias = b if b is not None else x.new_empty(0)
-    return _ext.conv_pool_forward(x, w, bias, out_hw[0], out_hw[1], relu, False)[0]
+    return _ext.conv_pool_forward(x, _keras_layout(w), bias, out_hw[0], out_hw[1], relu, False)[0]
 
 
 class _MaxPool(torch.autograd.Function):

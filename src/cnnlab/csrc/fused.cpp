@@ -336,18 +336,30 @@ struct ThreadGrads {
     for (int64_t c = 0; c < C; ++c) b[t][c] += gb[c];
   }
 
-  // {gw with shape wshape, gb (C,)}
+  // {gw with shape wshape, gb (C,)}: the threads' sums added in thread order (the first
+  // copied, not added to zeros: same values, one pass less over a freshly zeroed tensor).
   std::vector<at::Tensor> tensors(at::IntArrayRef wshape, const at::TensorOptions& options) const {
-    auto gw = at::zeros(wshape, options);
-    auto gb = at::zeros({C}, options);
+    auto gw = at::empty(wshape, options);
+    auto gb = at::empty({C}, options);
     float* __restrict__ gwp = gw.data_ptr<float>();
     float* __restrict__ gbp = gb.data_ptr<float>();
+    bool first = true;
     for (size_t t = 0; t < w.size(); ++t) {
       if (w[t].empty()) continue;
       const float* __restrict__ tw = w[t].data();
       const float* __restrict__ tb = b[t].data();
+      if (first) {
+        std::copy(tw, tw + wsize, gwp);
+        std::copy(tb, tb + C, gbp);
+        first = false;
+        continue;
+      }
       for (int64_t k = 0; k < wsize; ++k) gwp[k] += tw[k];
       for (int64_t c = 0; c < C; ++c) gbp[c] += tb[c];
+    }
+    if (first) {
+      gw.zero_();
+      gb.zero_();
     }
     return {gw, gb};
   }

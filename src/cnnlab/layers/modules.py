@@ -89,8 +89,7 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         xh = xh.contiguous()
         cin = x.shape[1]
         if not x.requires_grad and cin <= DIRECT_MAX_CHANNELS:  # the data: one fused kernel
-            w = self.weight.permute(2, 3, 1, 0).contiguous()  # -> (kh, kw, c_in, c_out)
-            y = fused.conv_pool(xh, w, self.bias, self.pooled_hw, relu=relu)
+            y = fused.conv_pool(xh, self.weight, self.bias, self.pooled_hw, relu=relu)
         elif (fused.sparse_fits(cin, self.kernel_size, self.pooled_hw)
               or fused.winograd_fits(cin, self.kernel_size, self.out_channels)):
             y = fused.conv_then_pool(xh, self.weight, self.bias, self.pooled_hw, relu=relu)

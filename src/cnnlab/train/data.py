@@ -21,6 +21,7 @@ class Arrays:
     y: torch.Tensor        # what the loss takes: one-hot float, class index, or values
     y_index: torch.Tensor  # class index per sample (for accuracy)
     scale: float           # 1/255 for uint8 images, else 1
+    onehot: bool = False   # y is one-hot rows (y_index says it all: the loss can take it)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -90,4 +91,9 @@ def to_arrays(x, y, spec, loss: Loss, what: str = "training") -> Arrays:
     check_output(spec, loss)
     xt, scale = to_images(x, spec.input_shape, f"{what} images")
     yt, yi = _targets(y, xt.shape[0], loss, spec.num_outputs, f"{what} labels")
-    return Arrays(xt, yt, yi, scale)
+    return Arrays(xt, yt, yi, scale, onehot=loss.target == "onehot" and is_onehot(yt))
+
+
+def is_onehot(y: torch.Tensor) -> bool:
+    """Rows of zeros with a single 1 (not soft or smoothed labels)."""
+    return y.dim() == 2 and bool(((y == 0) | (y == 1)).all()) and bool((y.sum(1) == 1).all())
