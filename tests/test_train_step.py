@@ -43,3 +43,69 @@ def test_only_one_hot_rows_take_the_index_path():
     assert not is_onehot(torch.tensor([[0.9, 0.05, 0.05]]))         # smoothed by the user
     assert not is_onehot(torch.tensor([[1.0, 1.0, 0.0]]))           # two hot
     assert not is_onehot(torch.tensor([0.0, 1.0]))                  # not rows
+
+
+# the fast step (train/fast_step.py) against autograd, from the same weights and optimizer
+# state: the same kernels in the same order, so the same bits
+from cnnlab.train import fast_step  # noqa: E402
+from test_equivalence import SPECS  # noqa: E402
+
+FAST_SPECS = {
+    **{k: SPECS[k] for k in ("lecture", "same_conv_then_same_pool_odd", "wide_paths",
+                             "gray_16_filters_odd_same_pool")},
+    "eight_channel_input_dense_stack": {"input_shape": [10, 9, 8], "layers": [
+        {"Conv2D": {"filters": 16, "kernel_size": 3, "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}}, {"Flatten": {}},
+        {"Dense": {"units": 12, "activation": "relu"}}, {"Dense": {"units": 7}},
+        {"Dense": {"units": 4, "activation": "softmax"}}]},
+    "vectors": {"input_shape": [20], "layers": [
+        {"Dense": {"units": 8, "activation": "relu"}},
+        {"Dense": {"units": 3, "activation": "softmax"}}]},
+}
+
+
+def _twin_trainers(spec, loss="categorical_crossentropy", label_smoothing=0.0):
+    out = []
+    for _ in range(2):
+        net = build(spec, seed=0)
+        opt = optimizers.get("adam").build(net.parameters())
+        out.append(Trainer(net, opt, losses.get(loss), label_smoothing=label_smoothing))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(FAST_SPECS))
+@pytest.mark.parametrize("loss, label_smoothing", [("categorical_crossentropy", 0.1),
+                                                   ("sparse_categorical_crossentropy", 0.0)])
+def test_fast_step_equals_autograd_bit_for_bit(name, loss, label_smoothing):
+    spec = ModelSpec.from_dict(FAST_SPECS[name])
+    auto, fast = _twin_trainers(spec, loss, label_smoothing)
+    fast.fast_step = fast_step.plan(fast)
+    assert fast.fast_step is not None
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.random((9, *spec.input_shape), dtype=np.float32))
+    yi = torch.from_numpy(rng.integers(0, spec.num_outputs, 9))
+    yb = torch.eye(spec.num_outputs)[yi] if loss == "categorical_crossentropy" else yi
+    for _ in range(3):
+        (la, ha), (lf, hf) = auto.train_step(x, yb, yi), fast.train_step(x, yb, yi)
+        assert torch.equal(la, lf) and torch.equal(ha, hf)
+    for a, f in zip(auto.net.parameters(), fast.net.parameters()):
+        assert torch.equal(a, f)
+        assert a.stride() == f.stride()
+
+
+@pytest.mark.parametrize("name", ["sparse_backward_paths", "winograd_paths", "mlp_on_vectors",
+                                  "batchnorm_dropout_free", "strided_same_even_kernels"])
+def test_layers_the_fast_step_does_not_cover_keep_autograd(name):
+    auto, _ = _twin_trainers(ModelSpec.from_dict(SPECS[name]))
+    assert fast_step.plan(auto) is None
+
+
+def test_regularized_or_dropout_models_keep_autograd():
+    layers = [{"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]
+    l2 = {"input_shape": [4, 4, 1], "layers": [
+        {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax", "kernel_regularizer": "l2"}}]}
+    drop = {"input_shape": [4, 4, 1], "layers": [layers[0], {"Dropout": {"rate": 0.5}}, layers[1]]}
+    plain = {"input_shape": [4, 4, 1], "layers": layers}
+    for spec, covered in ((l2, False), (drop, False), (plain, True)):
+        t, _ = _twin_trainers(ModelSpec.from_dict(spec))
+        assert (fast_step.plan(t) is not None) == covered

@@ -73,8 +73,14 @@ class _ConvPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, arg = ctx.saved_tensors
-        gw, gb = _ext.conv_pool_backward(x, arg, grad.contiguous(), *ctx.kernel)
-        return None, gw.permute(3, 2, 0, 1), (gb if ctx.has_bias else None), None, None, None
+        gw, gb = conv_pool_backward(x, arg, grad, ctx.kernel)
+        return None, gw, (gb if ctx.has_bias else None), None, None, None
+
+
+def conv_pool_backward(x, arg, grad, kernel: tuple[int, int]):
+    """conv_pool's weight and bias gradients, the weight's in torch's shape (a permuted view)."""
+    gw, gb = _ext.conv_pool_backward(x, arg, grad.contiguous(), *kernel)
+    return gw.permute(3, 2, 0, 1), gb
 
 
 def conv_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
@@ -140,21 +146,25 @@ class _ConvThenPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, w, arg = ctx.saved_tensors
-        need_x = ctx.needs_input_grad[0]
-        grad = grad.contiguous()
-        kh, kw = w.shape[2], w.shape[3]
-        if sparse_fits(x.shape[3], (kh, kw), (grad.shape[1], grad.shape[2])):
-            gx, gw, gb = _ext.conv_then_pool_backward(
-                x, _kernel_last(w), grad, arg, need_x)
-            gw = gw.permute(0, 3, 1, 2)
-        else:  # dense: the convolution output's gradient from the winners, then torch's
-            gy = _ext.pool_backward(grad, arg, x.shape[1] - kh + 1, x.shape[2] - kw + 1)
-            gx, gw, gb = torch.ops.aten.convolution_backward(
-                gy.permute(0, 3, 1, 2), x.permute(0, 3, 1, 2), w, [w.shape[0]], [1, 1],
-                [0, 0], [1, 1], False, [0, 0], 1, [need_x, True, ctx.has_bias])
-            gx = gx.permute(0, 2, 3, 1) if need_x else None
-        return (gx if need_x else None), gw, (gb if ctx.has_bias else None), \
-            None, None, None
+        gx, gw, gb = conv_then_pool_backward(x, w, grad, arg, ctx.needs_input_grad[0],
+                                             ctx.has_bias)
+        return gx, gw, (gb if ctx.has_bias else None), None, None, None
+
+
+def conv_then_pool_backward(x, w, grad, arg, need_x: bool, has_bias: bool):
+    """conv_then_pool's gradients (gx or None, gw in torch's shape, gb) from the pooled
+    gradient and the winners `arg` of its forward pass."""
+    grad = grad.contiguous()
+    kh, kw = w.shape[2], w.shape[3]
+    if sparse_fits(x.shape[3], (kh, kw), (grad.shape[1], grad.shape[2])):
+        gx, gw, gb = _ext.conv_then_pool_backward(x, _kernel_last(w), grad, arg, need_x)
+        return (gx if need_x else None), gw.permute(0, 3, 1, 2), gb
+    # dense: the convolution output's gradient from the winners, then torch's
+    gy = _ext.pool_backward(grad, arg, x.shape[1] - kh + 1, x.shape[2] - kw + 1)
+    gx, gw, gb = torch.ops.aten.convolution_backward(
+        gy.permute(0, 3, 1, 2), x.permute(0, 3, 1, 2), w, [w.shape[0]], [1, 1],
+        [0, 0], [1, 1], False, [0, 0], 1, [need_x, True, has_bias])
+    return (gx.permute(0, 2, 3, 1) if need_x else None), gw, gb
 
 
 def conv_then_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):

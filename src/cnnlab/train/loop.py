@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..losses import Loss, correct
 from ..optimizers import step_function
 from .callbacks import CallbackList
+from . import fast_step
 from .data import Arrays
 from .memory import keep_freed_memory
 
@@ -87,6 +88,7 @@ class Trainer:
         self._last_batch: tuple[torch.Tensor, int] | None = None  # (loss sum, size)
         self.api_model = None  # the Keras-style model that callbacks see as `self.model`
         self.index_targets = False  # set by fit: the training labels are one-hot rows
+        self.fast_step = None  # set by fit where the model allows (fast_step.py)
 
     @property
     def last_loss(self) -> torch.Tensor | None:
@@ -119,6 +121,9 @@ class Trainer:
 
     def train_step(self, xb, yb, yi) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (sum of loss over the batch, number correct)."""
+        fast = self.fast_step
+        if fast is not None and fast.applies(xb):
+            return fast(xb, yb, yi)
         out = self.net(xb, logits=self.from_logits)
         loss = self._mean_loss(out, yb, yi)
         reg = self.net.regularization()
@@ -168,6 +173,7 @@ class Trainer:
                               and self.loss.name == "categorical_crossentropy")
         if self.device.type == "cpu":
             keep_freed_memory()  # steps reuse their pages instead of faulting them in again
+        self.fast_step = fast_step.plan(self)
         self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
         self.position = position or Position()
         self.position.sums.on(self.device)  # a resumed run's sums come from the checkpoint on CPU
