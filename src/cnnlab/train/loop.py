@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from ..losses import Loss, correct
 from ..optimizers import step_function
 from .callbacks import CallbackList
-from . import fast_step
+from . import denormals, fast_step
 from .data import Arrays
 from .memory import keep_freed_memory
 
@@ -168,6 +168,13 @@ class Trainer:
     def fit(self, train: Arrays, val: Arrays | None, *, epochs: int, batch_size: int,
             callbacks=(), seed: int = 0, shuffle: bool = True,
             position: Position | None = None, validation_freq: int = 1) -> None:
+        with denormals.flushed(self.device):
+            self._fit(train, val, epochs=epochs, batch_size=batch_size, callbacks=callbacks,
+                      seed=seed, shuffle=shuffle, position=position,
+                      validation_freq=validation_freq)
+
+    def _fit(self, train, val, *, epochs, batch_size, callbacks, seed, shuffle, position,
+             validation_freq) -> None:
         self.train_data, self.val_data = train, val
         self.index_targets = (train.onehot and self.from_logits
                               and self.loss.name == "categorical_crossentropy")
