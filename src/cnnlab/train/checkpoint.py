@@ -38,7 +38,10 @@ def _optimizer_parts(opt: torch.optim.Optimizer):
     for pid, state in sd["state"].items():
         for key, value in state.items():
             if torch.is_tensor(value):
-                tensors[f"optim/{pid}/{key}"] = value.detach().contiguous().cpu()
+                # a copy of its own: Adam's step counts are views of one tensor
+                # (optimizers._StepCounter), and older safetensors refuse shared memory
+                tensors[f"optim/{pid}/{key}"] = value.detach().cpu().clone(
+                    memory_format=torch.contiguous_format)
             else:
                 scalars[f"{pid}/{key}"] = value
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
