@@ -367,7 +367,7 @@ def epoch_mode(args, record: dict) -> ExitStatus:
     record.update(cli_train=cli,
                   matmul={"before": before, "after": after, "reference_gflops": matmul},
                   train_tflop_per_epoch=flop / 1e12, summary=summary, targets=targets, runs=results)
-    missed = any(t["verdict"] == "MISS" for t in targets)
+    missed = any(t["verdict"] == "MISS" and t.get("required", True) for t in targets)
     return ExitStatus.TARGET_MISSED if args.check and missed else ExitStatus.OK
 
 

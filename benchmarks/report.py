@@ -51,6 +51,7 @@ def summarise_system(results: list[dict], images: int, matmul_gflops: float | No
         "status": "ok",
         "rounds": len(ok),
         "s_per_epoch": s_per_epoch,
+        "fastest_epoch_s": min(timed) if timed else None,
         "timed_epochs": len(timed),
         "warmup_epoch_s": _median(warmup),
         "gflops": gflops,
@@ -72,9 +73,12 @@ def summarise_system(results: list[dict], images: int, matmul_gflops: float | No
 def summarise_epochs(by_system: dict[str, list[dict]], images: int, matmul_gflops: float | None) -> dict:
     summary = {name: summarise_system(rs, images, matmul_gflops) for name, rs in by_system.items()}
     ref = summary.get(REFERENCE, {}).get("s_per_epoch")
+    ref_fastest = summary.get(REFERENCE, {}).get("fastest_epoch_s")
     for s in summary.values():
         if s.get("s_per_epoch") and ref:
             s["ratio_to_tf_keras"] = s["s_per_epoch"] / ref
+        if s.get("s_per_epoch") and ref_fastest:
+            s["ratio_to_tf_keras_fastest"] = s["s_per_epoch"] / ref_fastest
     return summary
 
 
@@ -85,11 +89,12 @@ def check_targets(summary: dict, images: int, cli: dict | None = None) -> list[d
     is one, else the Python-API worker's."""
     c, tf = summary.get("cnnlab", {}), summary.get(REFERENCE, {})
 
-    def target(name, value, goal, passed, note=""):
+    def target(name, value, goal, passed, note="", required=True):
         verdict = "n/a" if value is None else ("PASS" if passed else "MISS")
-        return {"target": name, "value": value, "goal": goal, "verdict": verdict, "note": note}
+        return {"target": name, "value": value, "goal": goal, "verdict": verdict, "note": note,
+                "required": required}
 
-    ratio = c.get("ratio_to_tf_keras")
+    ratio, ratio_fastest = c.get("ratio_to_tf_keras"), c.get("ratio_to_tf_keras_fastest")
     rss, tf_rss = c.get("peak_rss_mb"), tf.get("peak_rss_mb")
     rss_name = "peak RSS (MB) vs tf.keras's"
     if cli and cli.get("status") == "ok":
@@ -99,6 +104,12 @@ def check_targets(summary: dict, images: int, cli: dict | None = None) -> list[d
     return [
         target("seconds per epoch vs tf.keras", ratio, f"<= {TARGET_EPOCH_RATIO}",
                ratio is not None and ratio <= TARGET_EPOCH_RATIO),
+        # tf.keras runs at two speeds on some machines (11-14 s or 19-22 s epochs here), so
+        # its median depends on which it caught; this row holds cnnlab to its fastest epoch
+        target("  stricter: vs tf.keras's fastest epoch", ratio_fastest,
+               f"<= {TARGET_EPOCH_RATIO}",
+               ratio_fastest is not None and ratio_fastest <= TARGET_EPOCH_RATIO,
+               "informational", required=False),
         target("inference images/s at batch 1000", inference, f">= {TARGET_INFERENCE}",
                inference is not None and inference >= TARGET_INFERENCE),
         target("single-image predict p50 (ms)", p50, f"< {TARGET_P50_MS}",
@@ -127,8 +138,11 @@ def check_tta_targets(summary: dict, lecture: str = "cnnlab-lecture",
         verdict = "n/a" if base is None else ("PASS" if value is not None and value <= 0.25
                                                and all_reached else "MISS")
         note = "" if all_reached or f.get("status") != "ok" else f"reached {f.get('reached')}"
+        stricter = "stricter" in name
+        if stricter:
+            note = "; ".join(filter(None, [note, "informational"]))
         out.append({"target": name, "value": value, "goal": "<= 0.25", "verdict": verdict,
-                    "note": note})
+                    "note": note, "required": not stricter})
     return out
 
 
