@@ -112,3 +112,17 @@ def test_regularized_or_dropout_models_keep_autograd():
     for spec, covered in ((l2, False), (drop, False), (plain, True)):
         t, _ = _twin_trainers(ModelSpec.from_dict(spec))
         assert (fast_step.plan(t) is not None) == covered
+
+
+def test_a_conv_on_torchs_own_convolution_keeps_autograd():
+    """A fused conv that neither the sparse backward nor Winograd covers runs as torch's
+    convolution under autograd (Conv2d.fused_path "separate"); the fast step leaves it."""
+    spec = ModelSpec.from_dict({"input_shape": [12, 12, 2], "layers": [
+        {"Conv2D": {"filters": 8, "kernel_size": 3, "activation": "relu"}},
+        {"MaxPooling2D": {}},
+        {"Conv2D": {"filters": 8, "kernel_size": 2, "activation": "relu"}},
+        {"MaxPooling2D": {}}, {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]})
+    auto, _ = _twin_trainers(spec)
+    assert [m.fused_path(i > 0) for i, m in enumerate(auto.net.layers[:3:2])] == \
+        ["direct", "separate"]
+    assert fast_step.plan(auto) is None

@@ -62,9 +62,7 @@ class _ConvPool(torch.autograd.Function):
     # parameter's shape, so autograd records one node, not a permute and a copy around it.
     @staticmethod
     def forward(ctx, x, w, b, out_h: int, out_w: int, relu: bool):
-        # x (N, Hp, Wp, Cin) padded; w (Cout, Cin, KH, KW) -> (N, out_h, out_w, Cout)
-        bias = b.detach() if b is not None else x.new_empty(0)
-        out, arg = _ext.conv_pool_forward(x, _keras_layout(w), bias, out_h, out_w, relu, True)
+        out, arg = conv_pool_forward(x, w, b, (out_h, out_w), relu, True)
         ctx.save_for_backward(x, arg)
         ctx.kernel = (w.shape[2], w.shape[3])
         ctx.has_bias = b is not None
@@ -75,6 +73,14 @@ class _ConvPool(torch.autograd.Function):
         x, arg = ctx.saved_tensors
         gw, gb = conv_pool_backward(x, arg, grad, ctx.kernel)
         return None, gw, (gb if ctx.has_bias else None), None, None, None
+
+
+def conv_pool_forward(x, w, b, out_hw: tuple[int, int], relu: bool, want_arg: bool):
+    """conv_pool's kernel: x (N, Hp, Wp, Cin) padded, w (Cout, Cin, KH, KW) -> (out, arg),
+    out (N, *out_hw, Cout) and the winners (defined if want_arg), as pool_forward's."""
+    bias = b.detach() if b is not None else x.new_empty(0)
+    return _ext.conv_pool_forward(x, _keras_layout(w), bias, out_hw[0], out_hw[1], relu,
+                                  want_arg)
 
 
 def conv_pool_backward(x, arg, grad, kernel: tuple[int, int]):
@@ -88,8 +94,7 @@ def conv_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
     with w (Cout, Cin, KH, KW, torch's layout), plus b."""
     if _tracked(w, b):
         return _ConvPool.apply(x, w, b, out_hw[0], out_hw[1], relu)
-    bias = b if b is not None else x.new_empty(0)
-    return _ext.conv_pool_forward(x, _keras_layout(w), bias, out_hw[0], out_hw[1], relu, False)[0]
+    return conv_pool_forward(x, w, b, out_hw, relu, False)[0]
 
 
 class _MaxPool(torch.autograd.Function):

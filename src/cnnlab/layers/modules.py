@@ -73,6 +73,32 @@ class Conv2d(WeightedMixin, nn.Conv2d):
         y = super().forward(x)
         return _apply(self.activation, y, image=True) if activate else y
 
+    def pad_nhwc(self, xh):
+        """The (N, H, W, C) input padded for this convolution ('same'), contiguous."""
+        top, bottom, left, right = self.pad
+        if any(self.pad):
+            xh = F.pad(xh, (0, 0, left, right, top, bottom))
+        return xh.contiguous()
+
+    def unpad_nhwc(self, gx):
+        """The gradient of `pad_nhwc`'s output cut back to its input (a view)."""
+        top, bottom, left, right = self.pad
+        if not any(self.pad):
+            return gx
+        return gx[:, top:gx.shape[1] - bottom, left:gx.shape[2] - right, :]
+
+    def fused_path(self, input_needs_grad: bool) -> str:
+        """How the fused conv + pooling runs: "direct" (on the data, few channels: one
+        kernel), "then_pool" (fused.conv_then_pool) or "separate" (torch's convolution,
+        then the pooling kernel)."""
+        cin = self.in_channels
+        if not input_needs_grad and cin <= DIRECT_MAX_CHANNELS:
+            return "direct"
+        if (fused.sparse_fits(cin, self.kernel_size, self.pooled_hw)
+                or fused.winograd_fits(cin, self.kernel_size, self.out_channels)):
+            return "then_pool"
+        return "separate"
+
     def _conv_pool(self, x):
         """Conv, 2x2/stride-2 max pooling, then `pooled_activation` (see fused.py)."""
         act = self.pooled_activation
@@ -82,16 +108,11 @@ class Conv2d(WeightedMixin, nn.Conv2d):
             y = F.max_pool2d(super().forward(x), 2, 2, ceil_mode=self.pool_ceil)
             return _apply(act, y, image=True)
         relu = _is_relu(act)
-        top, bottom, left, right = self.pad
-        xh = x.permute(0, 2, 3, 1)  # (N, H, W, C): a view of channels-last memory
-        if any(self.pad):
-            xh = F.pad(xh, (0, 0, left, right, top, bottom))
-        xh = xh.contiguous()
-        cin = x.shape[1]
-        if not x.requires_grad and cin <= DIRECT_MAX_CHANNELS:  # the data: one fused kernel
+        xh = self.pad_nhwc(x.permute(0, 2, 3, 1))  # (N, H, W, C): channels-last memory
+        path = self.fused_path(x.requires_grad)
+        if path == "direct":
             y = fused.conv_pool(xh, self.weight, self.bias, self.pooled_hw, relu=relu)
-        elif (fused.sparse_fits(cin, self.kernel_size, self.pooled_hw)
-              or fused.winograd_fits(cin, self.kernel_size, self.out_channels)):
+        elif path == "then_pool":
             y = fused.conv_then_pool(xh, self.weight, self.bias, self.pooled_hw, relu=relu)
         else:
             y = fused.max_pool(fused.conv_nhwc(xh, self.weight, self.bias), self.pooled_hw,

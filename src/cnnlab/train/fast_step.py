@@ -10,8 +10,8 @@ a 7.6 ms step. This step runs the forward pass with the same kernels and torch o
 the modules' `forward`, keeps what the backward pass needs, and calls the same backward
 functions in reverse; only the loss (on the logits) goes through autograd, so every
 loss works (softmax cross-entropy on class indices without smoothing, the lecture's,
-calls autograd's own aten ops directly). Same kernels in the same order: the gradients equal autograd's bit for bit
-(tests/test_equivalence.py checks it).
+calls autograd's own aten ops directly). Same kernels in the same order: the gradients
+equal autograd's bit for bit (tests/test_train_step.py checks it).
 
 Covered: Conv2D (stride 1) fused with the 2x2 max pooling after it (ReLU or no
 activation), Flatten, Dense with ReLU or no activation, and a softmax/sigmoid folded
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import fused
-from ..layers.modules import DIRECT_MAX_CHANNELS, Conv2d, Flatten, Linear, Pool2d, _is_relu
+from ..layers.modules import Conv2d, Flatten, Linear, Pool2d, _is_relu
 from ..losses import correct
 
 
@@ -34,7 +34,8 @@ from ..losses import correct
 class _Conv:
     module: Conv2d
     relu: bool
-    first: bool  # sees the data: no input gradient (conv_pool's own kernel when few channels)
+    first: bool  # sees the data: no input gradient
+    direct: bool  # the module's "direct" path: conv_pool's own kernel (Conv2d.fused_path)
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,10 @@ def _program(net, from_logits: bool) -> list | None:
             if m.pooled_hw is None or m.activation is not None:
                 return None
             ok, relu = _activation_ok(m.pooled_activation)
-            if not ok:
+            path = m.fused_path(input_needs_grad=not first)
+            if not ok or path == "separate":  # that path runs through autograd's conv
                 return None
-            ops.append(_Conv(m, relu, first))
+            ops.append(_Conv(m, relu, first, path == "direct"))
         elif isinstance(m, Pool2d):
             if not m.done_by_previous:
                 return None
@@ -126,14 +128,13 @@ class FastStep:
         for op in self.ops:
             if isinstance(op, _Conv):
                 m = op.module
-                x = _padded(h, m.pad)
-                ho, wo = m.pooled_hw
-                if op.first and x.shape[3] <= DIRECT_MAX_CHANNELS:
-                    bias = m.bias if m.bias is not None else x.new_empty(0)
-                    h, arg = fused._ext.conv_pool_forward(x, fused._keras_layout(m.weight), bias,
-                                                          ho, wo, op.relu, True)
+                x = m.pad_nhwc(h)
+                if op.direct:
+                    h, arg = fused.conv_pool_forward(x, m.weight, m.bias, m.pooled_hw, op.relu,
+                                                     True)
                 else:
-                    h, arg = fused._conv_pool_forward(x, m.weight, m.bias, ho, wo, op.relu, True)
+                    h, arg = fused._conv_pool_forward(x, m.weight, m.bias, *m.pooled_hw,
+                                                      op.relu, True)
                 saved.append((x, arg))
             elif isinstance(op, _Flatten):
                 saved.append(h.shape)
@@ -154,7 +155,7 @@ class FastStep:
             if isinstance(op, _Conv):
                 m = op.module
                 x, arg = s
-                if op.first and x.shape[3] <= DIRECT_MAX_CHANNELS:
+                if op.direct:
                     gw, gb = fused.conv_pool_backward(x, arg, g, m.kernel_size)
                     gx = None
                 else:
@@ -163,7 +164,7 @@ class FastStep:
                 grads[m.weight] = gw
                 if m.bias is not None:
                     grads[m.bias] = gb
-                g = _unpadded(gx, m.pad) if gx is not None else None
+                g = m.unpad_nhwc(gx) if gx is not None else None
             elif isinstance(op, _Flatten):
                 g = g.reshape(s)
             else:
@@ -189,17 +190,3 @@ def _cross_entropy_and_grad(logits, target):
     g = torch.ops.aten.nll_loss_backward(torch.ones_like(loss), logp, target, None, 1, -100,
                                          total_weight)
     return loss, torch.ops.aten._log_softmax_backward_data(g, logp, 1, logits.dtype)
-
-
-def _padded(x, pad):
-    top, bottom, left, right = pad
-    if any(pad):
-        x = F.pad(x, (0, 0, left, right, top, bottom))
-    return x.contiguous()
-
-
-def _unpadded(gx, pad):
-    top, bottom, left, right = pad
-    if not any(pad):
-        return gx
-    return gx[:, top:gx.shape[1] - bottom, left:gx.shape[2] - right, :]
