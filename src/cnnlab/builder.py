@@ -4,19 +4,18 @@
     >>> probs = net(x_nhwc)                  # (N, H, W, C) float in, Keras's output out
     >>> logits = net(x_nhwc, logits=True)    # the same before the final softmax/sigmoid
 
-Speed, without changing results: images are held as (N, C, H, W) in
-channels-last memory, a monotone activation followed by max pooling is
-applied after the pooling (max(f(x)) == f(max(x)) for non-decreasing f, on a
-tensor 4x smaller), and a Conv2D followed by 2x2 max pooling runs as one op
-whose backward pass differentiates only each window's winner (fused.py).
+Images are held as (N, C, H, W) in channels-last memory. `layers` holds one
+module per spec layer (the parameters, state and Keras weights); the forward
+pass runs `chain`, the same layers as cnnlab.fast rewrites them for speed
+(a Conv2D and the max pooling after it as one module, ...), with the same results.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from . import activations
-from .layers import Activation, Conv2D, Dense, MaxPooling2D
+from . import fast
+from .layers import Activation, Conv2D, Dense
 from .spec import ModelSpec
 
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")  # folded into the loss when training
@@ -31,9 +30,12 @@ class KerasSequential(nn.Module):
         self.image_input = len(spec.input_shape) == 3
         self.image_output = len(spec.output_shapes[-1]) == 3
         self.output_activation = _output_activation(spec)
+        # what the forward pass runs: a plain tuple, so the modules it holds are not
+        # registered twice (parameters and state_dict keys stay those of `layers`)
+        self.chain = tuple(self.layers)
         if fuse_pooling:
-            _move_activations_after_max_pooling(spec, self.layers)
-            _fuse_conv_and_pool(spec, self.layers)
+            self.chain = tuple(fast.optimize_chain(
+                zip(spec.layers, self.layers, spec.output_shapes))[0])
         # conv kernels in channels-last memory too, or every step converts them on the fly
         self.to(memory_format=torch.channels_last)
         self.regularized = [m for m in self.layers if getattr(m, "regularization", None)
@@ -42,8 +44,8 @@ class KerasSequential(nn.Module):
     def forward(self, x: torch.Tensor, logits: bool = False) -> torch.Tensor:
         if self.image_input:
             x = x.permute(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W) view, channels-last memory
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
+        last = len(self.chain) - 1
+        for i, layer in enumerate(self.chain):
             if i == last and logits and self.output_activation:
                 x = layer(x, activate=False)  # the loss applies softmax/sigmoid itself, stably
             else:
@@ -84,40 +86,6 @@ def _output_activation(spec: ModelSpec) -> str | None:
         if name in OUTPUT_ACTIVATIONS:
             return name
     return None
-
-
-def _move_activations_after_max_pooling(spec: ModelSpec, modules: nn.ModuleList) -> None:
-    for i in range(len(spec.layers) - 1):
-        layer, nxt = spec.layers[i], spec.layers[i + 1]
-        if not (isinstance(layer, Conv2D) and isinstance(nxt, MaxPooling2D)):
-            continue
-        act = activations.get(layer.config["activation"])
-        if act.fn is not None and act.monotone:
-            modules[i].activation = None
-            modules[i + 1].post_activation = act
-
-
-def _fuse_conv_and_pool(spec: ModelSpec, modules: nn.ModuleList) -> None:
-    """Each Conv2D (stride 1) with a 2x2/stride-2 max pooling after it runs as one op.
-
-    Applies where pooling comes first already (monotone or no activation), and the
-    pooling is 'valid' or 'same' padded only at the end (torch's ceil_mode).
-    """
-    for i in range(len(spec.layers) - 1):
-        conv, pool = spec.layers[i], spec.layers[i + 1]
-        if not (isinstance(conv, Conv2D) and isinstance(pool, MaxPooling2D)):
-            continue
-        act = activations.get(conv.config["activation"])
-        if not (conv.config["strides"] == (1, 1) and pool.config["pool_size"] == (2, 2)
-                and pool.config["strides"] == (2, 2) and (act.fn is None or act.monotone)
-                and modules[i + 1].pad is None):
-            continue
-        modules[i].pooled_hw = spec.output_shapes[i + 1][:2]
-        modules[i].pool_ceil = modules[i + 1].ceil_mode
-        modules[i].activation = None
-        modules[i].pooled_activation = act if act.fn is not None else None
-        modules[i + 1].done_by_previous = True
-        modules[i + 1].post_activation = None
 
 
 def build(spec: ModelSpec, *, seed: int | None = None, fuse_pooling: bool = True) -> KerasSequential:
