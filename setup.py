@@ -3,8 +3,8 @@
 One binary per instruction set (src/cnnlab/fast/isa.py: AVX-512 and AVX2+FMA on x86-64,
 the compiler's defaults elsewhere), each with only its own flags, never -march=native;
 cnnlab loads the best one the CPU runs. Where torch's C++ toolchain or a compiler is
-missing, or a build fails, cnnlab installs without them (plain torch ops, same results,
-slower) and the build ends with a line that says so; so does the first fit.
+missing, or a build fails, cnnlab installs without them (torch's own ops, same results)
+and the build ends with a line that says so; so does the first fit.
 """
 import importlib.util
 import os
@@ -59,7 +59,7 @@ else:
                 _say(f"C++ kernels built for: {', '.join(built)}.")
             else:
                 _say("C++ kernels NOT built (see the compiler's messages above): cnnlab will "
-                     "run on plain torch ops, slower, with the same results.")
+                     "run on torch's own ops, with the same results.")
 
     cmdclass = {"build_ext": BuildKernels.with_options(use_ninja=False)}
 

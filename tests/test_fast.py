@@ -166,9 +166,9 @@ def test_one_notice_at_the_first_fit_without_the_kernels(monkeypatch, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines == [
         "cnnlab: note: training without cnnlab's compiled CPU kernels (they were not built "
-        "with this install): Conv2D + MaxPooling2D run as plain torch ops, slower, with the "
-        "same results; install cnnlab where a C++ compiler is found to build them (`make "
-        "venv`, or `pip install .`; see README, 'Compiled kernels')."]
+        "with this install): Conv2D + MaxPooling2D run on torch's own ops, with the same "
+        "results, slower on CPUs with AVX-512; install cnnlab where a C++ compiler is found "
+        "to build them (`make venv`, or `pip install .`; see README, 'Compiled kernels')."]
 
 
 def test_the_notice_names_the_variable_when_it_turned_them_off():

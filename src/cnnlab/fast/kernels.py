@@ -3,7 +3,9 @@
 The binary for the best instruction set this CPU has (isa.py) is imported, unless the
 environment variable CNNLAB_NO_KERNELS is set to anything but '' or '0' (CI runs the
 suite both ways). Without a binary every layer runs on torch's own ops with the same
-results; `notice()` is the one line that says why that is slower and how to build them.
+results; `notice()` is the one line that says why, and how to build them. The kernels'
+fast paths (Winograd, the winners-only backward, the vector code) are AVX-512 code;
+built for AVX2 they are portable but not faster than torch's own ops.
 
     >>> from cnnlab.fast import kernels
     >>> kernels.EXT is None, kernels.REASON     # (False, '') where they run
@@ -63,5 +65,5 @@ def notice(reason: str | None = None) -> str:
     reason = REASON if reason is None else reason
     hint = f"unset {ENV} to use them" if reason.startswith(ENV) else BUILD_HINT
     return (f"cnnlab: note: training without cnnlab's compiled CPU kernels ({reason}): "
-            f"Conv2D + MaxPooling2D run as plain torch ops, slower, with the same results; "
-            f"{hint}.")
+            f"Conv2D + MaxPooling2D run on torch's own ops, with the same results, slower "
+            f"on CPUs with AVX-512; {hint}.")
