@@ -122,9 +122,10 @@ class Model(FitMixin):
         a nested model is the model object)."""
         spec = self.to_spec()
         self.net  # Keras's layers are built once the model is
-        out = [] if spec.is_sequential else self._input_layers(spec)
-        return out + [layer.model if isinstance(layer, ModelLayer) and layer.model is not None
-                      else layer for layer in spec.layers]
+        inputs = self._input_layers(spec)
+        return [inputs[x] if kind == "input" else
+                x.model if isinstance(x, ModelLayer) and x.model is not None else x
+                for kind, x in spec.keras_order]
 
     def _input_layers(self, spec) -> list:
         from .layers import InputLayer
@@ -248,6 +249,40 @@ class Model(FitMixin):
         if self._as_layer is None:
             self._as_layer = ModelLayer(self)
         return self._as_layer
+
+    def predict(self, x, batch_size=None, verbose="auto", **kwargs):
+        spec = self.to_spec()
+        if len(spec.inputs) == 1 and len(spec.outputs) == 1:
+            return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
+        return self._predict_graph(spec, x, batch_size or 32)
+
+    @torch.inference_mode()
+    def _predict_graph(self, spec, x, batch_size):
+        """Several inputs (a list of arrays, one per input) or outputs (a list back)."""
+        from .errors import DataError
+        from .train.data import to_images
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        if len(xs) != len(spec.inputs):
+            raise DataError(f"Model {self.name!r} has {len(spec.inputs)} inputs. Expected a list "
+                            f"of {len(spec.inputs)} arrays. Received {len(xs)}.")
+        tensors = []
+        for i, (a, inp) in enumerate(zip(xs, spec.inputs)):
+            t, scale = to_images(a, inp.shape, f"input {i} ({spec.input_names[i]})")
+            tensors.append((t, scale))
+        n = {t.shape[0] for t, _ in tensors}
+        if len(n) != 1:
+            raise DataError(f"All inputs must have the same number of samples. Received "
+                            f"{sorted(n)}.")
+        net, was = self.net, self.net.training
+        net.eval()
+        outs = []
+        for start in range(0, n.pop(), batch_size):
+            batch = [(t[start:start + batch_size].float() * s).to(self.device) for t, s in tensors]
+            y = net(batch)
+            outs.append([o.cpu() for o in (y if isinstance(y, list) else [y])])
+        net.train(was)
+        res = [torch.cat(parts).numpy() for parts in zip(*outs)]
+        return res[0] if len(res) == 1 else res
 
     def __call__(self, x, *args, **kwargs):
         if is_symbolic(x):

@@ -183,6 +183,15 @@ class ModelSpec:
                             "output. Expected every input and layer to lead to an output.")
         self.consumers = tuple(consumers)
         self.output_shapes = tuple(n.output_shape for n in nodes)
+        # Keras's order of a graph's layers (model.layers, the summary, get_weights): by depth
+        # from the outputs, then by discovery; inputs are entries ("input", k)
+        self.keras_order = tuple(_keras_order(len(inputs), nodes, outputs)) if not sequential \
+            else tuple(("layer", layer) for layer in layers)
+        if not sequential:
+            ordered = [x for kind, x in self.keras_order if kind == "layer"]
+            names = dict(zip(map(id, self.layers), self.layer_names))
+            self.layers = tuple(ordered)
+            self.layer_names = tuple(names[id(layer)] for layer in ordered)
 
     def _node(self, j, layer, sources, lname, counts, refs, shapes, consumers, sequential):
         where = f"Layer {j} ({layer.keras_name})" if sequential else \
@@ -396,6 +405,44 @@ class ModelSpec:
             if node.layer is layer:
                 return node.input_shape
         raise KeyError(layer)
+
+
+def _keras_order(n_in: int, nodes, output_ids) -> list[tuple[str, object]]:
+    """Keras's Functional layer order (keras/src/ops/function.py, map_graph): a depth-first
+    walk from the outputs numbers each layer when first reached; a layer's depth is its
+    largest distance to an output; layers sort by depth, deepest first, then by number."""
+    def op(t):
+        return ("input", t) if t < n_in else ("layer", nodes[t - n_in].layer)
+
+    def key(t):
+        return ("input", t) if t < n_in else id(nodes[t - n_in].layer)
+
+    index, finished, post, ops = {}, set(), [], {}
+    stack = [(t, False) for t in reversed(output_ids)]
+    while stack:  # iterative depth-first walk; a node is finished after its inputs
+        t, done = stack.pop()
+        if done:
+            finished.add(t)
+            post.append(t)
+            continue
+        if t in finished:
+            continue
+        index.setdefault(key(t), len(index))
+        ops[key(t)] = op(t)
+        stack.append((t, True))
+        if t >= n_in:
+            stack.extend((s, False) for s in reversed(nodes[t - n_in].sources))
+    node_depth, op_depth = {}, {}
+    for t in reversed(post):
+        d = max(node_depth.setdefault(t, 0), op_depth.get(key(t), 0))
+        op_depth[key(t)] = node_depth[t] = d
+        if t >= n_in:
+            for s in nodes[t - n_in].sources:
+                node_depth[s] = max(d + 1, node_depth.get(s, 0))
+    for k in range(n_in):
+        if ("input", k) not in index:
+            index[("input", k)], op_depth[("input", k)], ops[("input", k)] = len(index), 0, op(k)
+    return [ops[k] for k in sorted(op_depth, key=lambda k: (-op_depth[k], index[k]))]
 
 
 def _layer_list(d) -> list:

@@ -36,9 +36,12 @@ def _keras_ref(ref: str) -> str:
 
 def rows(spec: ModelSpec) -> list[Row]:
     out = []
-    if not spec.is_sequential:
-        out += [Row(n, "InputLayer", i.shape, 0, 0, 0) for n, i in zip(spec.input_names, spec.inputs)]
-    for layer, name in zip(spec.layers, spec.layer_names):
+    names = dict(zip(map(id, spec.layers), spec.layer_names))
+    for kind, layer in spec.keras_order:  # a graph's inputs are rows too, in Keras's order
+        if kind == "input":
+            out.append(Row(spec.input_names[layer], "InputLayer", spec.inputs[layer].shape, 0, 0, 0))
+            continue
+        name = names[id(layer)]
         nodes = [n for n in spec.nodes if n.layer is layer]
         trainable, frozen = layer.param_counts(nodes[0].input_shape)
         if not layer.trainable:
