@@ -2,10 +2,11 @@
 
     KERAS_BACKEND=torch python tests/keras_refs/make_graph_refs.py
 
-For each model in graph_specs.yaml (cnnlab's YAML graph form) it builds the same
+For each model in graph_specs.yaml (cnnlab's YAML graph form), and 40 random
+graphs (random_graphs.py, written to graph_specs_random.yaml), it builds the same
 model with Keras's functional API, and writes graph_refs.json (summary rows with
-`Connected to`, totals) and graph_<name>.npz (the weights of every layer by name,
-a random input batch, and Keras's outputs). The test suite reads only these files.
+`Connected to`, totals) and graph_arrays.npz (per model: the weights of every layer
+by name, a random input batch, and Keras's outputs). The test suite reads only these files.
 """
 import json
 import os
@@ -17,6 +18,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 HERE = Path(__file__).parent
+RANDOM_GRAPHS = 40
 
 
 def keras_layer(kind, args):
@@ -72,8 +74,13 @@ def connected(layer):
 
 
 def main():
-    specs = yaml.safe_load((HERE / "graph_specs.yaml").read_text())
-    refs = {}
+    from random_graphs import random_graphs
+    random = random_graphs(seed=0, count=RANDOM_GRAPHS)
+    (HERE / "graph_specs_random.yaml").write_text(
+        "# Made by make_graph_refs.py from random_graphs.py (seed 0): do not edit.\n"
+        + yaml.safe_dump(random, sort_keys=False))
+    specs = {**yaml.safe_load((HERE / "graph_specs.yaml").read_text()), **random}
+    refs, arrays = {}, {}
     rng = np.random.default_rng(0)
     for name, d in specs.items():
         keras.backend.clear_session()  # names restart: conv2d, conv2d_1, ... as in a fresh session
@@ -89,16 +96,15 @@ def main():
         total = model.count_params()
         refs[name] = {"rows": rows, "total_params": total, "trainable_params": trainable,
                       "non_trainable_params": total - trainable}
-        arrays = {}
         for layer in model.layers:
             for i, w in enumerate(layer.get_weights()):
-                arrays[f"w:{layer.name}:{i}"] = w
+                arrays[f"{name}/w:{layer.name}:{i}"] = w
         xs = [rng.uniform(-1, 1, (3, *i["shape"])).astype("float32") for i in d["inputs"]]
         for k, x in enumerate(xs):
-            arrays[f"x:{k}"] = x
+            arrays[f"{name}/x:{k}"] = x
         y = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
-        arrays["y"] = np.asarray(y)
-        np.savez(HERE / f"graph_{name}.npz", **arrays)
+        arrays[f"{name}/y"] = np.asarray(y)
+    np.savez_compressed(HERE / "graph_arrays.npz", **arrays)
     (HERE / "graph_refs.json").write_text(json.dumps(
         {"keras_version": keras.__version__, "backend": keras.backend.backend(), "models": refs},
         indent=1) + "\n")
