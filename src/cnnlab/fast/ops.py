@@ -181,7 +181,8 @@ def conv_then_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
 
 def sparse_fits(cin: int, kernel: tuple[int, int], out_hw: tuple[int, int]) -> bool:
     """Whether conv_then_pool's backward beats a dense one here (its fast path exists)."""
-    return kernels.EXT is not None and kernels.EXT.sparse_backward_fast(cin, kernel[0], kernel[1], *out_hw)
+    return (kernels.EXT is not None
+            and kernels.EXT.sparse_backward_fast(cin, kernel[0], kernel[1], *out_hw))
 
 
 def winograd_fits(cin: int, kernel: tuple[int, int], cout: int) -> bool:
