@@ -149,12 +149,11 @@ def positive_int(value, arg: str) -> int:
 
 def int_pair(value, arg: str) -> tuple[int, int]:
     """An int or a pair of ints, all > 0 (Keras accepts both for kernel sizes)."""
-    if is_int(value):
-        value = (value, value)
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(is_int(v) and v > 0 for v in value)):
-        raise invalid(arg, "a strictly positive integer or a pair of them", value)
-    return tuple(value)
+    pair = (value, value) if is_int(value) else value
+    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+            or not all(is_int(v) and v > 0 for v in pair)):
+        raise invalid(arg, "a strictly positive integer or a pair of them", value)  # as written
+    return tuple(pair)
 
 
 def choice(value, arg: str, choices) -> str:

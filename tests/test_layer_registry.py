@@ -1,0 +1,120 @@
+"""Every registered layer builds, computes the shape it announces, trains, and is NaN-free.
+
+timm's test_models style: one example per entry of `cnnlab.layers.LAYERS`; a layer added
+without an example here fails `test_every_layer_has_an_example` (docs/adding-a-layer.md).
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import cnnlab
+from cnnlab import layers
+from cnnlab.builder import build
+from cnnlab.spec import ModelSpec
+
+IMAGE = (7, 6, 3)  # odd and even sizes, a few channels
+EXAMPLES = {  # name -> (arguments, input shape without the batch axis)
+    "Input": ({"shape": IMAGE}, IMAGE),
+    "InputLayer": ({"batch_shape": [None, *IMAGE]}, IMAGE),
+    "Conv2D": ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"}, IMAGE),
+    "MaxPooling2D": ({"pool_size": 3, "strides": 2, "padding": "same"}, IMAGE),
+    "AveragePooling2D": ({"pool_size": 2}, IMAGE),
+    "GlobalAveragePooling2D": ({}, IMAGE),
+    "GlobalMaxPooling2D": ({}, IMAGE),
+    "Flatten": ({}, IMAGE),
+    "Dense": ({"units": 5, "activation": "relu"}, (8,)),
+    "Dropout": ({"rate": 0.5}, (8,)),
+    "BatchNormalization": ({}, IMAGE),
+    "Activation": ({"activation": "softmax"}, IMAGE),
+    "Reshape": ({"target_shape": [-1, 3]}, IMAGE),
+    "Softmax": ({"axis": 1}, IMAGE),
+    "ReLU": ({"max_value": 1.0, "negative_slope": 0.1, "threshold": 0.2}, IMAGE),
+    "LeakyReLU": ({}, IMAGE),
+    "ELU": ({"alpha": 0.5}, (8,)),
+    "Rescaling": ({"scale": [1.0, 0.5, 2.0], "offset": 0.5}, IMAGE),
+    "ZeroPadding2D": ({"padding": [[1, 0], [0, 2]]}, IMAGE),
+    "Cropping2D": ({"cropping": [1, 2]}, IMAGE),
+    "UpSampling2D": ({"size": [2, 3], "interpolation": "bilinear"}, IMAGE),
+    "SpatialDropout2D": ({"rate": 0.5}, IMAGE),
+    "Conv2DTranspose": ({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same",
+                         "output_padding": 1}, IMAGE),
+    "DepthwiseConv2D": ({"kernel_size": 3, "strides": 2, "padding": "same",
+                         "depth_multiplier": 2}, IMAGE),
+    "SeparableConv2D": ({"filters": 4, "kernel_size": 3, "padding": "same",
+                         "depth_multiplier": 2, "activation": "relu"}, IMAGE),
+}
+INPUTS = ("Input", "InputLayer")
+
+
+def test_every_layer_has_an_example():
+    missing = sorted(set(layers.LAYERS) - set(EXAMPLES))
+    assert not missing, f"add an example for {missing} to EXAMPLES (docs/adding-a-layer.md)"
+
+
+def _model(name):
+    kwargs, shape = EXAMPLES[name]
+    layer = layers.get(name)(**kwargs)
+    if name in INPUTS:  # an input is not a layer of the model: check it sets the input shape
+        return layer, ModelSpec.from_layers([layer, layers.Flatten()]), shape
+    return layer, ModelSpec.from_layers([layer], input_shape=shape), shape
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_layer_builds_and_computes_its_announced_shape(name):
+    layer, spec, shape = _model(name)
+    expected = (math.prod(shape),) if name in INPUTS else layer.output_shape(shape)
+    assert spec.input_shape == shape
+    assert spec.output_shapes[-1] == expected
+    net = build(spec, seed=0)
+    x = torch.randn(3, *shape)
+    for training in (False, True):
+        net.train(training)
+        y = net(x)
+        assert tuple(y.shape) == (3, *expected)
+        assert not torch.isnan(y).any()
+    # autograd reaches the input and every weight, and the weights round-trip through
+    # Keras's layout
+    net.train(True)
+    x.requires_grad_(True)
+    net(x).square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    trainable = sum(p.numel() for p in net.parameters())
+    counts = layer.param_counts(shape) if name not in INPUTS else (0, 0)
+    assert trainable == counts[0]
+    before = net.keras_weights()
+    net.set_keras_weights(before)
+    for a, b in zip(sum(net.keras_weights(), []), sum(before, [])):
+        np.testing.assert_array_equal(a, b)
+
+
+NEW = ["Softmax", "ReLU", "LeakyReLU", "ELU", "Rescaling", "ZeroPadding2D", "Cropping2D",
+       "UpSampling2D", "SpatialDropout2D", "Conv2DTranspose", "DepthwiseConv2D",
+       "SeparableConv2D", "InputLayer"]
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_fit_takes_steps_through_each_new_layer(name):
+    """A 2-step fit on tiny data, the new layer first so that every weight gets a gradient."""
+    kwargs, shape = EXAMPLES[name]
+    model = cnnlab.models.Sequential()
+    if name in INPUTS:
+        model.add(layers.get(name)(**kwargs))
+    else:
+        model.add(layers.Input(shape=shape))
+        model.add(layers.get(name)(**kwargs))
+    model.add(layers.Flatten())
+    model.add(layers.Dense(3, activation="softmax"))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (8, *shape)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 8)]
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    assert np.isfinite(history.history["loss"][0])
+    after = model.get_weights()
+    changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
+    assert all(changed), f"weights that did not move: {changed}"
+    assert model.predict(x, verbose=0).shape == (8, 3)
