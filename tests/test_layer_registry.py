@@ -118,3 +118,31 @@ def test_fit_takes_steps_through_each_new_layer(name):
     changed = [not np.array_equal(a, b) for a, b in zip(before, after)]
     assert all(changed), f"weights that did not move: {changed}"
     assert model.predict(x, verbose=0).shape == (8, 3)
+
+
+def test_cnnlab_summary_of_the_example_model_is_keras_s(capsys):
+    """examples/tutorial_layers_model.yaml is spec `tutorial_layers_example` of
+    keras_refs/specs_layers.yaml: `cnnlab summary` prints Keras's rows for it."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    from cnnlab.cli import main
+    root = Path(__file__).parent.parent
+    example = root / "examples" / "tutorial_layers_model.yaml"
+    ref = json.loads((root / "tests" / "keras_refs" / "refs_layers.json").read_text())[
+        "specs"]["tutorial_layers_example"]
+    assert yaml.safe_load(example.read_text()) == ref["spec"]
+    def summary(*args):
+        with pytest.raises(SystemExit) as done:
+            main(["summary", *args, str(example)])
+        assert done.value.code == 0
+        return capsys.readouterr().out
+
+    j = json.loads(summary("--json"))
+    assert [(l["name"], l["type"], l["output_shape"], l["params"]) for l in j["layers"]] == [
+        (l["name"], l["type"], l["output_shape"], l["params"]) for l in ref["layers"]]
+    assert j["total_params"] == ref["total_params"]
+    rows = [line.split() for line in summary().splitlines() if line.startswith(" ") and "(" in line]
+    assert [r[:2] for r in rows[1:]] == [[l["name"], f"({l['type']})"] for l in ref["layers"]]
