@@ -146,3 +146,62 @@ def test_cnnlab_summary_of_the_example_model_is_keras_s(capsys):
     assert j["total_params"] == ref["total_params"]
     rows = [line.split() for line in summary().splitlines() if line.startswith(" ") and "(" in line]
     assert [r[:2] for r in rows[1:]] == [[l["name"], f"({l['type']})"] for l in ref["layers"]]
+
+
+def test_spatial_dropout_drops_whole_channels_and_keeps_the_mean():
+    spec = ModelSpec.from_layers([layers.SpatialDropout2D(0.25)], input_shape=(5, 4, 64))
+    net = build(spec, seed=0).train()
+    torch.manual_seed(0)
+    y = net(torch.ones(32, 5, 4, 64))  # (N, H, W, C)
+    per_channel = y.permute(0, 3, 1, 2).reshape(32 * 64, -1)  # each row: one channel of one image
+    kept = (per_channel != 0).all(dim=1)
+    assert ((per_channel == 0).all(dim=1) | kept).all()  # a channel goes whole or not at all
+    torch.testing.assert_close(per_channel[kept], torch.full_like(per_channel[kept], 1 / 0.75))
+    assert 0.70 < kept.float().mean() < 0.80  # 2048 channels kept with p = 0.75
+    assert torch.equal(net.eval()(torch.ones(2, 5, 4, 64)), torch.ones(2, 5, 4, 64))
+
+
+def test_rescaling_takes_uint8_images():
+    spec = ModelSpec.from_layers([layers.Rescaling(1 / 255)], input_shape=(2, 2, 1))
+    x = torch.tensor([0, 51, 255, 128], dtype=torch.uint8).reshape(1, 2, 2, 1)
+    y = build(spec)(x)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, x.float() * torch.tensor(1 / 255, dtype=torch.float32))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("name", NEW)
+def test_new_layers_compute_the_same_on_the_gpu(name):
+    layer, spec, shape = _model(name)
+    cpu = build(spec, seed=0).eval()
+    gpu = build(spec, seed=0).eval().to("cuda")
+    x = torch.randn(3, *shape)
+    with torch.backends.cudnn.flags(allow_tf32=False):
+        torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_first_rescaling_layer_gets_uint8_pixels_as_keras_feeds_them():
+    """Keras feeds uint8 images as 0..255; cnnlab scales them to [0, 1] for a model without
+    its own scaling, but not before a first Rescaling layer (it would scale twice)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 4, 4, 1), dtype=np.uint8)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 8)]
+
+    def model(*first):
+        m = cnnlab.models.Sequential([layers.Input((4, 4, 1)), *first, layers.Flatten(),
+                                      layers.Dense(3, activation="softmax")])
+        m.compile(optimizer="sgd", loss="categorical_crossentropy")
+        m.set_weights([np.full((16, 3), 0.01, np.float32) * np.arange(3), np.zeros(3, np.float32)])
+        return m
+
+    rescaled, plain = model(layers.Rescaling(1 / 255)), model()
+    raw = x.astype(np.float32)  # what Keras gives the Rescaling layer
+    np.testing.assert_allclose(rescaled.predict(x, verbose=0), rescaled.predict(raw, verbose=0))
+    np.testing.assert_allclose(rescaled.predict(x, verbose=0), plain.predict(raw / 255, verbose=0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(plain.predict(x, verbose=0), plain.predict(raw / 255, verbose=0),
+                               rtol=1e-6)  # unchanged: a plain model still gets [0, 1]
+    rescaled.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    plain.fit(raw / 255, y, batch_size=4, epochs=1, verbose=0, shuffle=False)
+    for a, b in zip(rescaled.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

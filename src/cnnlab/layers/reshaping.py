@@ -144,6 +144,12 @@ class Rescaling(Layer):
         return Rescale(self.config["scale"], self.config["offset"], image=len(input_shape) == 3)
 
 
+def takes_raw_pixels(spec) -> bool:
+    """Whether the model scales its own input (a first Rescaling layer, as in Keras's image
+    tutorials): then uint8 images must reach it as 0..255, not pre-scaled to [0, 1]."""
+    return isinstance(spec.layers[0], Rescaling)
+
+
 def _real(x, arg, whole):
     try:
         return number(x, arg)
