@@ -90,6 +90,14 @@ def test_layer_builds_and_computes_its_announced_shape(name):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_layer_survives_the_yaml_round_trip(name):
+    """What a run saves (spec.yaml) reads back as the same layer, named in Keras 3's spelling."""
+    _, spec, _ = _model(name)
+    again = ModelSpec.from_yaml(spec.to_yaml())
+    assert again == spec and again.output_shapes == spec.output_shapes
+
+
 NEW = ["Softmax", "ReLU", "LeakyReLU", "ELU", "Rescaling", "ZeroPadding2D", "Cropping2D",
        "UpSampling2D", "SpatialDropout2D", "Conv2DTranspose", "DepthwiseConv2D",
        "SeparableConv2D", "InputLayer"]
