@@ -17,6 +17,7 @@ import torch
 from .. import losses, optimizers
 from ..errors import ConfigError, DataError, RunError
 from . import callbacks as cb
+from ..layers.reshaping import takes_raw_pixels
 from .data import to_arrays, to_images
 from .progress import ProgressBar, format_logs
 from .loop import Trainer, seed_everything
@@ -144,7 +145,7 @@ class FitMixin:
     @torch.inference_mode()
     def predict(self, x, batch_size=None, verbose="auto") -> np.ndarray:
         spec = self.to_spec()
-        xt, scale = to_images(x, spec.input_shape, "images")
+        xt, scale = to_images(x, spec.input_shape, "images", takes_raw_pixels(spec))
         net = self.net
         was = net.training
         net.eval()
