@@ -116,6 +116,8 @@ def _check_train(t: dict) -> dict:
     if t["metrics"] not in ([], ["accuracy"], ["acc"]):
         raise ConfigError(f"Invalid value for `train.metrics`. Expected [accuracy]. Received "
                           f"{t['metrics']!r}.")
+    if t["metrics"] == ["acc"]:  # a run's files (history, plots, metrics.json) say "accuracy"
+        t["metrics"] = ["accuracy"]
     if t["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"Invalid value for `train.device`. Expected one of auto, cpu, cuda. "
                           f"Received {t['device']!r}.")

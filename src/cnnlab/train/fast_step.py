@@ -27,7 +27,6 @@ import torch.nn.functional as F
 
 from .. import fused
 from ..layers.modules import Conv2d, Flatten, Linear, Pool2d, _is_relu
-from ..losses import correct
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def _activation_ok(act) -> tuple[bool, bool]:
     return _is_relu(act), _is_relu(act)
 
 
-def _program(net, from_logits: bool) -> list | None:
+def _program(net, net_logits: bool) -> list | None:
     ops, first = [], True
     last = len(net.layers) - 1
     for i, m in enumerate(net.layers):
@@ -74,7 +73,7 @@ def _program(net, from_logits: bool) -> list | None:
         elif isinstance(m, Flatten):
             ops.append(_Flatten())
         elif isinstance(m, Linear) and not m.image:
-            folded = i == last and from_logits and net.output_activation is not None
+            folded = i == last and net_logits
             ok, relu = (True, False) if folded else _activation_ok(m.activation)
             if not ok:
                 return None
@@ -91,7 +90,7 @@ def plan(trainer) -> "FastStep | None":
     if (not fused.available() or trainer.device.type != "cpu" or net.regularized
             or any(not p.requires_grad for p in net.parameters())):
         return None
-    ops = _program(net, trainer.from_logits)
+    ops = _program(net, trainer.net_logits)
     return FastStep(trainer, ops) if ops else None
 
 
@@ -121,7 +120,7 @@ class FastStep:
                 # as autograd's accumulation stores it: in the parameter's memory layout
                 p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
             tr._step()
-            return loss.detach() * xb.shape[0], correct(logits, yi, tr.loss.accuracy)
+            return loss.detach() * xb.shape[0], tr.hits(logits, yi)
 
     def _forward(self, h):
         saved = []
