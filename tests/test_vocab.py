@@ -131,15 +131,19 @@ def test_the_fast_step_stays_for_accuracy_and_steps_aside_for_metric_objects():
     if not fused.available():
         pytest.skip("the fused kernels are not built here")
     x, y = tiny_data()
-    plain, with_auc = small_model(), small_model()
+    plain, as_object, with_auc = small_model(), small_model(), small_model()
+    _twin(plain, as_object)
     plain.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], device="cpu")
+    as_object.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=[metrics.SparseCategoricalAccuracy()], device="cpu")
     with_auc.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                      metrics=["accuracy", "auc"], device="cpu")
-    for model in (plain, with_auc):
-        model.fit(x, y, epochs=1, batch_size=16, seed=0, verbose=0)
-    assert plain._trainer.fast_step is not None
+    h = [model.fit(x, y, epochs=1, batch_size=16, seed=0, verbose=0).history
+         for model in (plain, as_object, with_auc)]
+    assert plain._trainer.fast_step is not None and as_object._trainer.fast_step is not None
     assert with_auc._trainer.fast_step is None
+    assert h[1] == {"loss": h[0]["loss"], "sparse_categorical_accuracy": h[0]["accuracy"]}
 
 
 class _Record(Callback):
@@ -339,3 +343,16 @@ def test_optimizer_config_round_trips_a_schedule():
     again = optimizers.get(opt.to_config())
     assert [again.args["learning_rate"](i) for i in (0, 3, 30, 80)] == \
         [opt.args["learning_rate"](i) for i in (0, 3, 30, 80)]
+
+
+def test_a_run_config_takes_metric_names(tmp_path):
+    from cnnlab.config import RunConfig
+    from cnnlab.runner import train_run
+    from test_resume_support import tiny_npz, write_config
+    data = tiny_npz(tmp_path / "tiny.npz")
+    cfg = RunConfig.load(write_config(tmp_path / "c.yaml", data, epochs=1,
+                                      metrics=["accuracy", "precision", "auc"]))
+    result = train_run(cfg, out=tmp_path / "runs", quiet=True)
+    assert {"val_accuracy", "val_precision", "val_auc"} <= set(result.history)
+    with pytest.raises(ConfigError, match="Unknown metric 'f1'. Expected one of: acc, accuracy"):
+        RunConfig.load(write_config(tmp_path / "d.yaml", data, metrics=["f1"]))

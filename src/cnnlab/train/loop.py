@@ -90,7 +90,9 @@ class Trainer:
                  label_smoothing: float = 0.0, device: torch.device | str = "cpu",
                  metrics: list | None = None):
         self.net, self.optimizer, self.loss = net, optimizer, loss
-        self.metrics = metrics  # metrics.resolve(...) from compile; None: loss and accuracy
+        # metrics.resolve(...) from compile; None: loss and accuracy
+        self.metrics = None if metrics is None else [
+            (key, None if self._counted_by_step(m) else m) for key, m in metrics]
         # net_logits: the model's own softmax/sigmoid is left out and the loss applies it
         # stably; from_logits: the loss receives logits (that, or the user said so)
         self.net_logits = (not loss.from_logits and loss.logits_from is not None
@@ -157,6 +159,14 @@ class Trainer:
         """The batch's number correct for "accuracy" (0-d tensor, no host sync)."""
         return correct(out, yi, self.loss.accuracy,
                        sigmoid_folded=self.net_logits and self.loss.logits_from == "sigmoid")
+
+    def _counted_by_step(self, m) -> bool:
+        """A categorical or sparse categorical accuracy object is the count every step makes
+        anyway (argmax of the outputs against the class index): counted there, the model
+        keeps its fast step."""
+        from ..metrics import CategoricalAccuracy, SparseCategoricalAccuracy
+        return (type(m) in (CategoricalAccuracy, SparseCategoricalAccuracy)
+                and self.loss.accuracy != "binary")
 
     def new_sums(self) -> EpochSums:
         """Empty sums for an epoch, with fresh copies of the compiled metrics."""
