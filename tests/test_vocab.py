@@ -356,3 +356,29 @@ def test_a_run_config_takes_metric_names(tmp_path):
     assert {"val_accuracy", "val_precision", "val_auc"} <= set(result.history)
     with pytest.raises(ConfigError, match="Unknown metric 'f1'. Expected one of: acc, accuracy"):
         RunConfig.load(write_config(tmp_path / "d.yaml", data, metrics=["f1"]))
+
+
+def test_metric_updates_and_losses_never_read_a_tensor_on_the_host(monkeypatch):
+    """What runs every step stays on the device: no bool()/float()/item() of a tensor (each a
+    host sync on a GPU), so the loop reads sums only at the end of an epoch."""
+    rng = np.random.default_rng(0)
+    probs = torch.softmax(torch.from_numpy(rng.normal(size=(6, 4)).astype(np.float32)), -1)
+    index = torch.from_numpy(rng.integers(0, 4, 6))
+    onehot = torch.nn.functional.one_hot(index, 4).float()
+    objects = [cls() for cls in set(metrics.METRICS.values())] + [metrics.AUC(num_thresholds=7)]
+
+    def host_read(*args):
+        raise AssertionError("a tensor was read on the host")
+    for name in ("__bool__", "__float__", "__int__", "item", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, host_read)
+    for m in objects:
+        m.update(probs, onehot)
+        m.update(probs, index)
+    for entry in losses.LOSSES.values():
+        target = index if entry.target == "index" else onehot
+        entry.fn(probs, target, False)
+        entry.fn(probs.log(), target, entry.name in ("categorical_crossentropy",
+                                                    "sparse_categorical_crossentropy",
+                                                    "binary_crossentropy"))
+    monkeypatch.undo()
+    assert all(m.result() >= 0 for m in objects)

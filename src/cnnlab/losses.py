@@ -66,8 +66,8 @@ def _mae(out, target, from_logits):
 
 def _hinge(out, target, from_logits):
     target = target.to(out.dtype).reshape(out.shape)
-    if bool(((target == 0) | (target == 1)).all()):  # Keras: 0/1 labels mean -1/1
-        target = 2 * target - 1
+    binary = ((target == 0) | (target == 1)).all()  # Keras: 0/1 labels mean -1/1
+    target = torch.where(binary, 2 * target - 1, target)  # (a tensor test: no host sync)
     return _per_sample((1 - target * out).clamp_min(0))
 
 

@@ -264,9 +264,15 @@ class AUC(Metric):
         return [torch.zeros(self.num_thresholds, dtype=torch.float64, device=self.device)
                 for _ in range(4)]
 
+    def to(self, device) -> "AUC":
+        self._thresholds = self._thresholds.to(device)
+        return super().to(device)
+
     def update(self, y_pred, y_true, sample_weight=None):
         y_true = _like_pred(y_true, y_pred).reshape(-1) > 0.5
-        pred = y_pred.reshape(-1, 1) > self._thresholds.to(y_pred.device)  # (elements, T)
+        if self._thresholds.device != y_pred.device:  # once: `to` moves them with the state
+            self._thresholds = self._thresholds.to(y_pred.device)
+        pred = y_pred.reshape(-1, 1) > self._thresholds  # (elements, T)
         if sample_weight is None:
             w = torch.ones(y_true.shape, dtype=torch.float64, device=y_pred.device)
         else:
