@@ -270,6 +270,10 @@ def test_backend_module():
     K.register_clear_hook(lambda: calls.append(1))
     K.clear_session()
     assert calls == [1]
+    assert [K.get_uid("dense"), K.get_uid("dense"), K.get_uid("conv2d")] == [1, 2, 1]
+    K.clear_session()
+    assert K.get_uid("dense") == 1
+    assert K.standardize_dtype(torch.float32) == K.standardize_dtype(np.float32) == "float32"
 
 
 @pytest.mark.parametrize("call, message", [

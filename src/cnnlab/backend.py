@@ -68,8 +68,29 @@ def int_shape(x) -> tuple:
     return tuple(None if d is None else int(d) for d in shape)
 
 
+_UIDS: dict[str, int] = {}
+
+
+def get_uid(prefix: str = "") -> int:
+    """1, 2, 3, ... per prefix, as Keras numbers automatic names; clear_session restarts."""
+    _UIDS[prefix] = _UIDS.get(prefix, 0) + 1
+    return _UIDS[prefix]
+
+
+def standardize_dtype(dtype) -> str:
+    """A dtype's name ('float32', 'int64'), from a string, NumPy or torch dtype."""
+    if not isinstance(dtype, (str, np.dtype, type)):  # a torch dtype: torch.float32
+        dtype = str(dtype).replace("torch.", "")
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        raise ConfigError(f"Invalid dtype. Expected a name such as 'float32'. "
+                          f"Received {dtype!r}.") from None
+
+
 def clear_session(free_memory: bool = True) -> None:
     """Forget session state (automatic layer names restart), and free memory."""
+    _UIDS.clear()
     for hook in _CLEAR_HOOKS:
         hook()
     if free_memory:
