@@ -288,6 +288,10 @@ def test_backend_module():
                                        "class AUC itself: add the parentheses."),
     (lambda: metrics.AUC(curve="PR"), "AUC supports curve='ROC' with "
                                       "summation_method='interpolation'"),
+    (lambda: metrics.Precision(top_k=3), "Precision(top_k=...) is not supported by cnnlab. "
+                                         "Received top_k=3; use thresholds or class_id."),
+    (lambda: metrics.Recall(dtype="float16"), "cnnlab's metrics compute in float32. "
+                                              "Received dtype='float16'."),
     (lambda: metrics.TopKCategoricalAccuracy(k=0), "Invalid value for argument `k`. Expected a "
                                                    "strictly positive integer. Received k=0."),
     (lambda: metrics.Precision(thresholds=1.5), "Invalid value for argument `thresholds`. "

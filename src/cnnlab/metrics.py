@@ -43,12 +43,18 @@ def _like_pred(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.one_hot(index, y_pred.shape[-1]).to(y_pred.dtype)
 
 
+def _float32(dtype) -> None:
+    if dtype not in (None, "float32", torch.float32, np.float32):
+        raise ConfigError(f"cnnlab's metrics compute in float32. Received dtype={dtype!r}.")
+
+
 class Metric:
     """Base class: running state as tensors, `update`, `result`, `reset`."""
 
     default_name = "metric"
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None, dtype=None):
+        _float32(dtype)
         if name is not None and not isinstance(name, str):
             raise ConfigError(f"Invalid value for argument `name`. Expected a string. "
                               f"Received name={name!r}.")
@@ -138,9 +144,9 @@ class SparseCategoricalAccuracy(CategoricalAccuracy):
 class BinaryAccuracy(MeanMetricWrapper):
     default_name = "binary_accuracy"
 
-    def __init__(self, name=None, threshold=0.5):
+    def __init__(self, name=None, dtype=None, threshold=0.5):
         self.threshold = float(threshold)
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def values(self, y_pred, y_true):
         hit = ((y_pred > self.threshold).to(y_pred.dtype) == _like_pred(y_true, y_pred)).float()
@@ -150,12 +156,12 @@ class BinaryAccuracy(MeanMetricWrapper):
 class TopKCategoricalAccuracy(MeanMetricWrapper):
     default_name = "top_k_categorical_accuracy"
 
-    def __init__(self, k=5, name=None):
+    def __init__(self, k=5, name=None, dtype=None):
         if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
             raise ConfigError(f"Invalid value for argument `k`. Expected a strictly positive "
                               f"integer. Received k={k!r}.")
         self.k = k
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def values(self, y_pred, y_true):
         # Keras's in_top_k: the true class's score is at least the k-th largest (ties count)
@@ -189,7 +195,10 @@ class _Confusion(Metric):
     """Counts of true/false positives/negatives at thresholds, over every element of
     y_pred (Keras flattens multi-class outputs), optionally only column `class_id`."""
 
-    def __init__(self, thresholds=None, class_id=None, name=None):
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        if top_k is not None:
+            raise ConfigError(f"{type(self).__name__}(top_k=...) is not supported by cnnlab. "
+                              f"Received top_k={top_k!r}; use thresholds or class_id.")
         t = 0.5 if thresholds is None else thresholds
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
             raise ConfigError(f"Invalid value for argument `thresholds`. Expected a number in "
@@ -199,7 +208,7 @@ class _Confusion(Metric):
             raise ConfigError(f"Invalid value for argument `class_id`. Expected an integer >= 0. "
                               f"Received class_id={class_id!r}.")
         self.thresholds, self.class_id = float(t), class_id
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def _zeros(self):
         return [torch.zeros((), dtype=torch.float64, device=self.device) for _ in range(3)]
@@ -245,7 +254,12 @@ class AUC(Metric):
     default_name = "auc"
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
-                 name=None):
+                 name=None, dtype=None, thresholds=None, multi_label=False, num_labels=None,
+                 label_weights=None, from_logits=False):
+        if thresholds is not None or multi_label or label_weights is not None:
+            raise ConfigError("AUC with explicit thresholds, multi_label or label_weights is "
+                              "not supported by cnnlab; use num_thresholds.")
+        self.from_logits = bool(from_logits)  # Keras: a sigmoid first
         if isinstance(num_thresholds, bool) or not isinstance(num_thresholds, int) \
                 or num_thresholds <= 1:
             raise ConfigError(f"Invalid value for argument `num_thresholds`. Expected an integer "
@@ -258,7 +272,7 @@ class AUC(Metric):
             summation_method
         inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
         self._thresholds = torch.tensor([-1e-7, *inner, 1 + 1e-7], dtype=torch.float32)
-        super().__init__(name)
+        super().__init__(name, dtype)
 
     def _zeros(self):
         return [torch.zeros(self.num_thresholds, dtype=torch.float64, device=self.device)
@@ -270,6 +284,8 @@ class AUC(Metric):
 
     def update(self, y_pred, y_true, sample_weight=None):
         y_true = _like_pred(y_true, y_pred).reshape(-1) > 0.5
+        if self.from_logits:
+            y_pred = torch.sigmoid(y_pred)
         if self._thresholds.device != y_pred.device:  # once: `to` moves them with the state
             self._thresholds = self._thresholds.to(y_pred.device)
         pred = y_pred.reshape(-1, 1) > self._thresholds  # (elements, T)
@@ -296,7 +312,7 @@ class AUC(Metric):
 
     def get_config(self):
         return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
-                "summation_method": self.summation_method}
+                "summation_method": self.summation_method, "from_logits": self.from_logits}
 
 
 # name in compile(metrics=[...]) -> class; "accuracy"/"acc" are resolved by `resolve`

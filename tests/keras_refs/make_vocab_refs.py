@@ -105,7 +105,8 @@ MULTI_ONEHOT = np.eye(C, dtype=np.float32)[MULTI_SPARSE]
 BIN_TRUE = rng.integers(0, 2, (2 * N, 1)).astype(np.float32)
 BIN_PROBS = rng.uniform(0, 1, (2 * N, 1)).astype(np.float32)
 inputs.update({"multi_probs": MULTI_PROBS, "multi_sparse": MULTI_SPARSE,
-               "multi_onehot": MULTI_ONEHOT, "bin_true_2": BIN_TRUE, "bin_probs_2": BIN_PROBS})
+               "multi_onehot": MULTI_ONEHOT, "bin_true_2": BIN_TRUE, "bin_probs_2": BIN_PROBS,
+               "bin_logits_2": np.log(BIN_PROBS / (1 - BIN_PROBS)).astype(np.float32)})
 METRIC_CASES = [
     ("CategoricalAccuracy", {}, "multi_onehot", "multi_probs"),
     ("SparseCategoricalAccuracy", {}, "multi_sparse", "multi_probs"),
@@ -121,6 +122,10 @@ METRIC_CASES = [
     ("AUC", {}, "bin_true_2", "bin_probs_2"),
     ("AUC", {}, "multi_onehot", "multi_probs"),
     ("AUC", {"num_thresholds": 17}, "bin_true_2", "bin_probs_2"),
+    ("AUC", {"from_logits": True}, "bin_true_2", "bin_logits_2"),
+    ("Precision", {"class_id": 2}, "multi_onehot", "multi_probs"),
+    ("Recall", {"class_id": 1, "thresholds": 0.2}, "multi_onehot", "multi_probs"),
+    ("BinaryAccuracy", {"threshold": 0.7}, "bin_true_2", "bin_probs_2"),
     ("MeanSquaredError", {}, "multi_onehot", "multi_probs"),
     ("MeanAbsoluteError", {}, "multi_onehot", "multi_probs"),
 ]
