@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..losses import Loss, correct, smooth
+from ..metrics import CategoricalAccuracy, SparseCategoricalAccuracy
 from ..optimizers import step_function
 from .callbacks import CallbackList
 from . import denormals, fast_step
@@ -164,7 +165,6 @@ class Trainer:
         """A categorical or sparse categorical accuracy object is the count every step makes
         anyway (argmax of the outputs against the class index): counted there, the model
         keeps its fast step."""
-        from ..metrics import CategoricalAccuracy, SparseCategoricalAccuracy
         return (type(m) in (CategoricalAccuracy, SparseCategoricalAccuracy)
                 and self.loss.accuracy != "binary")
 
