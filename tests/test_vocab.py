@@ -286,8 +286,8 @@ def test_backend_module():
      "Received metrics='accuracy'."),
     (lambda: metrics.get(metrics.AUC), "Expected a metric object such as AUC(). Received the "
                                        "class AUC itself: add the parentheses."),
-    (lambda: metrics.AUC(curve="PR"), "AUC supports curve='ROC' with "
-                                      "summation_method='interpolation'"),
+    (lambda: metrics.AUC(curve="PRGAIN"), "Invalid value for argument `curve`. Expected one "
+                                          "of: ROC, PR. Received curve='PRGAIN'."),
     (lambda: metrics.Precision(top_k=3), "Precision(top_k=...) is not supported by cnnlab. "
                                          "Received top_k=3; use thresholds or class_id."),
     (lambda: metrics.Recall(dtype="float16"), "cnnlab's metrics compute in float32. "

@@ -247,9 +247,9 @@ class Recall(_Confusion):
 
 
 class AUC(Metric):
-    """Area under the ROC curve from counts at `num_thresholds` thresholds evenly spread
-    over [0, 1] (plus -eps and 1+eps at the ends), summed by Keras's "interpolation"
-    (trapezoids) rule."""
+    """Area under the ROC (or PR) curve from counts at `num_thresholds` thresholds evenly
+    spread over [0, 1] (plus -eps and 1+eps at the ends), summed as Keras does
+    ("interpolation": trapezoids for ROC, Davis & Goadrich for PR; or "minoring"/"majoring")."""
 
     default_name = "auc"
 
@@ -264,10 +264,13 @@ class AUC(Metric):
                 or num_thresholds <= 1:
             raise ConfigError(f"Invalid value for argument `num_thresholds`. Expected an integer "
                               f"> 1. Received num_thresholds={num_thresholds!r}.")
-        if curve != "ROC" or summation_method != "interpolation":
-            raise ConfigError(f"AUC supports curve='ROC' with summation_method='interpolation' "
-                              f"(Keras's defaults). Received curve={curve!r}, "
-                              f"summation_method={summation_method!r}.")
+        if curve not in ("ROC", "PR"):
+            raise ConfigError(f"Invalid value for argument `curve`. Expected one of: ROC, PR. "
+                              f"Received curve={curve!r}.")
+        if summation_method not in ("interpolation", "minoring", "majoring"):
+            raise ConfigError(f"Invalid value for argument `summation_method`. Expected one of: "
+                              f"interpolation, majoring, minoring. "
+                              f"Received summation_method={summation_method!r}.")
         self.num_thresholds, self.curve, self.summation_method = num_thresholds, curve, \
             summation_method
         inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
@@ -305,14 +308,44 @@ class AUC(Metric):
 
     def result(self):
         tp, fp, tn, fn = (t.cpu() for t in self._state)
-        recall = torch.where(tp + fn > 0, tp / (tp + fn).clamp_min(1e-300), torch.zeros(()))
-        fp_rate = torch.where(fp + tn > 0, fp / (fp + tn).clamp_min(1e-300), torch.zeros(()))
-        heights = (recall[:-1] + recall[1:]) / 2
-        return float(((fp_rate[:-1] - fp_rate[1:]) * heights).sum())
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return _interpolated_pr_auc(tp, fp, fn)
+        recall = _divide_no_nan(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = _divide_no_nan(fp, fp + tn), recall
+        else:
+            x, y = recall, _divide_no_nan(tp, tp + fp)
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif self.summation_method == "minoring":
+            heights = torch.minimum(y[:-1], y[1:])
+        else:
+            heights = torch.maximum(y[:-1], y[1:])
+        return float(((x[:-1] - x[1:]) * heights).sum())
 
     def get_config(self):
         return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
                 "summation_method": self.summation_method, "from_logits": self.from_logits}
+
+
+def _divide_no_nan(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a / b, 0 where b is 0 (Keras's ops.divide_no_nan)."""
+    return torch.where(b != 0, a / torch.where(b != 0, b, torch.ones_like(b)), torch.zeros_like(a))
+
+
+def _interpolated_pr_auc(tp, fp, fn) -> float:
+    """Keras's AUC(curve="PR"): Davis & Goadrich's interpolation of precision between
+    thresholds (keras/src/metrics/confusion_metrics.py, AUC.interpolate_pr_auc)."""
+    dtp = tp[:-1] - tp[1:]
+    p = tp + fp
+    dp = p[:-1] - p[1:]
+    slope = _divide_no_nan(dtp, dp.clamp_min(0))
+    intercept = tp[1:] - slope * p[1:]
+    ratio = torch.where((p[:-1] > 0) & (p[1:] > 0), _divide_no_nan(p[:-1], p[1:].clamp_min(0)),
+                        torch.ones_like(p[1:]))
+    increments = _divide_no_nan(slope * (dtp + intercept * ratio.log()),
+                                (tp[1:] + fn[1:]).clamp_min(0))
+    return float(increments.sum())
 
 
 # name in compile(metrics=[...]) -> class; "accuracy"/"acc" are resolved by `resolve`
