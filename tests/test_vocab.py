@@ -390,3 +390,22 @@ def test_metric_updates_and_losses_never_read_a_tensor_on_the_host(monkeypatch):
                                                     "binary_crossentropy"))
     monkeypatch.undo()
     assert all(m.result() >= 0 for m in objects)
+
+
+def test_metric_functions_give_the_per_sample_values_of_their_classes():
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(4), 10).astype(np.float32)
+    labels = rng.integers(0, 4, 10)
+    onehot = cnnlab.utils.to_categorical(labels, 4)
+    np.testing.assert_array_equal(metrics.categorical_accuracy(onehot, probs).numpy(),
+                                  probs.argmax(1) == labels)
+    np.testing.assert_array_equal(metrics.sparse_categorical_accuracy(labels, probs).numpy(),
+                                  probs.argmax(1) == labels)
+    top2 = np.argsort(-probs, 1)[:, :2]
+    np.testing.assert_array_equal(metrics.sparse_top_k_categorical_accuracy(labels, probs, k=2),
+                                  (top2 == labels[:, None]).any(1))
+    p = probs[:, :1]
+    np.testing.assert_array_equal(metrics.binary_accuracy(labels[:, None] % 2, p, 0.2).numpy(),
+                                  (p[:, 0] > 0.2) == (labels % 2))
+    m = metrics.get(metrics.top_k_categorical_accuracy)
+    assert isinstance(m, metrics.TopKCategoricalAccuracy) and m.name == "top_k_categorical_accuracy"

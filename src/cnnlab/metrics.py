@@ -348,6 +348,31 @@ def _interpolated_pr_auc(tp, fp, fn) -> float:
     return float(increments.sum())
 
 
+def _per_sample(metric: MeanMetricWrapper, y_true, y_pred) -> torch.Tensor:
+    return metric.values(_as_tensor(y_pred).float(), _as_tensor(y_true))
+
+
+# Keras's metric functions: per-sample values, e.g. categorical_accuracy(y_true, y_pred) -> (N,)
+def categorical_accuracy(y_true, y_pred):
+    return _per_sample(CategoricalAccuracy(), y_true, y_pred)
+
+
+def sparse_categorical_accuracy(y_true, y_pred):
+    return _per_sample(SparseCategoricalAccuracy(), y_true, y_pred)
+
+
+def binary_accuracy(y_true, y_pred, threshold=0.5):
+    return _per_sample(BinaryAccuracy(threshold=threshold), y_true, y_pred)
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    return _per_sample(TopKCategoricalAccuracy(k=k), y_true, y_pred)
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    return _per_sample(SparseTopKCategoricalAccuracy(k=k), y_true, y_pred)
+
+
 # name in compile(metrics=[...]) -> class; "accuracy"/"acc" are resolved by `resolve`
 METRICS = {
     "categorical_accuracy": CategoricalAccuracy,
@@ -365,6 +390,9 @@ METRICS = {
 }
 _CLASSES = {c.__name__: c for c in set(METRICS.values())}
 ACCURACY = ("accuracy", "acc")
+_FUNCTIONS = {f.__name__: f for f in (categorical_accuracy, sparse_categorical_accuracy,
+                                      binary_accuracy, top_k_categorical_accuracy,
+                                      sparse_top_k_categorical_accuracy)}
 
 
 def get(value) -> Metric | str:
@@ -375,6 +403,9 @@ def get(value) -> Metric | str:
     if isinstance(value, type) and issubclass(value, Metric):
         raise ConfigError(f"Expected a metric object such as {value.__name__}(). Received the "
                           f"class {value.__name__} itself: add the parentheses.")
+    if callable(value) and getattr(value, "__name__", None) in _FUNCTIONS \
+            and value is _FUNCTIONS[value.__name__]:  # metrics=[cnnlab.metrics.binary_accuracy]
+        return METRICS[value.__name__](name=value.__name__)
     if isinstance(value, str):
         if value.lower() in ACCURACY:
             return value
