@@ -24,13 +24,21 @@ from .errors import ConfigError, unknown_name
 
 
 def _as_tensor(a) -> torch.Tensor:
-    t = a if torch.is_tensor(a) else torch.as_tensor(np.asarray(a))
-    return t
+    return a if torch.is_tensor(a) else torch.as_tensor(np.asarray(a))
+
+
+def _weights_like(sample_weight: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """Per-sample weights (N,) broadcast to `like`'s shape, float64 (ones when None)."""
+    if sample_weight is None:
+        return torch.ones(like.shape, dtype=torch.float64, device=like.device)
+    w = sample_weight.reshape(sample_weight.shape + (1,) * (like.dim() - sample_weight.dim()))
+    return w.expand_as(like).double()
 
 
 def _class_index(y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
     """Labels as class indices: argmax of one-hot/soft rows, or the indices themselves."""
-    if y_true.dim() == y_pred.dim() and y_true.shape[-1] == y_pred.shape[-1] and y_pred.shape[-1] > 1:
+    rows = y_true.dim() == y_pred.dim() and y_true.shape[-1] == y_pred.shape[-1]
+    if rows and y_pred.shape[-1] > 1:
         return y_true.argmax(dim=-1)
     return y_true.reshape(y_pred.shape[:-1]).long()
 
@@ -121,9 +129,9 @@ class MeanMetricWrapper(Metric):
             total += v.sum()
             count += v.numel()
         else:
-            w = sample_weight.reshape(v.shape[:sample_weight.dim()] + (1,) * (v.dim() - sample_weight.dim()))
+            w = _weights_like(sample_weight, v)
             total += (v * w).sum()
-            count += w.expand_as(v).sum()
+            count += w.sum()
 
     def result(self) -> float:
         total, count = self._state
@@ -218,9 +226,7 @@ class _Confusion(Metric):
         if self.class_id is not None:
             y_pred, y_true = y_pred[..., self.class_id], y_true[..., self.class_id]
         pred, true = y_pred > self.thresholds, y_true > 0.5
-        w = (torch.ones_like(y_pred, dtype=torch.float64) if sample_weight is None else
-             sample_weight.reshape(sample_weight.shape + (1,) * (y_pred.dim() - sample_weight.dim()))
-             .expand_as(y_pred).double())
+        w = _weights_like(sample_weight, y_pred)
         tp, fp, fn = self._state
         tp += (w * (pred & true)).sum()
         fp += (w * (pred & ~true)).sum()
@@ -292,12 +298,7 @@ class AUC(Metric):
         if self._thresholds.device != y_pred.device:  # once: `to` moves them with the state
             self._thresholds = self._thresholds.to(y_pred.device)
         pred = y_pred.reshape(-1, 1) > self._thresholds  # (elements, T)
-        if sample_weight is None:
-            w = torch.ones(y_true.shape, dtype=torch.float64, device=y_pred.device)
-        else:
-            w = (sample_weight.reshape(sample_weight.shape + (1,) * (y_pred.dim()
-                                                                     - sample_weight.dim()))
-                 .expand_as(y_pred).reshape(-1).double())
+        w = _weights_like(sample_weight, y_pred).reshape(-1)
         pos, neg = (w * y_true).unsqueeze(1), (w * ~y_true).unsqueeze(1)
         predf = pred.double()
         tp, fp, tn, fn = self._state

@@ -8,9 +8,10 @@
 Keras's epsilon (1e-7) is kept. Adadelta, Adamax and Nadam run Keras's own update rules
 (keras_rules.py). A `learning_rate` may be a schedule (lr_schedules.py): the training
 loop sets the rate before every step from its step counter. Keras 2's `lr=` and `decay=`
-are accepted with a deprecation notice naming Keras 3's spelling. Differences from Keras's update rules that do
-not change results in practice: torch adds Adam's epsilon to the bias-corrected
-sqrt(v), Keras to the uncorrected one.
+are accepted with a deprecation notice naming Keras 3's spelling.
+
+Differences from Keras's update rules that do not change results in practice: torch
+adds Adam's epsilon to the bias-corrected sqrt(v), Keras to the uncorrected one.
 """
 from __future__ import annotations
 
