@@ -65,6 +65,8 @@ def test_metrics_give_keras_values_batch_by_batch(case):
     assert m.result() == pytest.approx(case["result"], rel=1e-5, abs=1e-6)
     m.reset()
     assert m.result() == 0.0
+    m.update_state(y_true, y_pred, sample_weight=INPUTS["metric_weights"])
+    assert m.result() == pytest.approx(case["weighted"], rel=1e-5, abs=1e-6)
 
 
 def _keras_problem():

@@ -107,6 +107,10 @@ BIN_PROBS = rng.uniform(0, 1, (2 * N, 1)).astype(np.float32)
 inputs.update({"multi_probs": MULTI_PROBS, "multi_sparse": MULTI_SPARSE,
                "multi_onehot": MULTI_ONEHOT, "bin_true_2": BIN_TRUE, "bin_probs_2": BIN_PROBS,
                "bin_logits_2": np.log(BIN_PROBS / (1 - BIN_PROBS)).astype(np.float32)})
+# per-sample weights for the weighted results (a fixed pattern: no draw from rng, so the
+# other inputs stay as they were)
+METRIC_WEIGHTS = np.linspace(0.0, 2.0, 2 * N).astype(np.float32)
+inputs["metric_weights"] = METRIC_WEIGHTS
 METRIC_CASES = [
     ("CategoricalAccuracy", {}, "multi_onehot", "multi_probs"),
     ("SparseCategoricalAccuracy", {}, "multi_sparse", "multi_probs"),
@@ -143,9 +147,12 @@ def metrics():
         m.update_state(y_true[:N], y_pred[:N])
         first = float(np32(m.result()))
         m.update_state(y_true[N:], y_pred[N:])
+        weighted = getattr(M, cls)(**kwargs)
+        weighted.update_state(y_true, y_pred, sample_weight=METRIC_WEIGHTS)
         out.append({"class": cls, "kwargs": kwargs, "y_true": yt, "y_pred": yp,
                     "name": m.name, "after_first_batch": first,
-                    "result": float(np32(m.result()))})
+                    "result": float(np32(m.result())),
+                    "weighted": float(np32(weighted.result()))})
     return out
 
 
