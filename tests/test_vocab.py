@@ -353,15 +353,19 @@ def test_optimizer_config_round_trips_a_schedule():
         [opt.args["learning_rate"](i) for i in (0, 3, 30, 80)]
 
 
-def test_a_run_config_takes_metric_names(tmp_path):
+def test_a_run_config_takes_metric_names_and_a_schedule(tmp_path):
     from cnnlab.config import RunConfig
     from cnnlab.runner import train_run
     from test_resume_support import tiny_npz, write_config
     data = tiny_npz(tmp_path / "tiny.npz")
+    schedule = {"class_name": "PiecewiseConstantDecay",
+                "config": {"boundaries": [1], "values": [0.1, 0.02]}}
     cfg = RunConfig.load(write_config(tmp_path / "c.yaml", data, epochs=1,
-                                      metrics=["accuracy", "precision", "auc"]))
+                                      metrics=["accuracy", "precision", "auc"],
+                                      optimizer={"name": "sgd", "learning_rate": schedule}))
     result = train_run(cfg, out=tmp_path / "runs", quiet=True)
     assert {"val_accuracy", "val_precision", "val_auc"} <= set(result.history)
+    assert result.history["loss"][0] > 0
     with pytest.raises(ConfigError, match="Unknown metric 'f1'. Expected one of: acc, accuracy"):
         RunConfig.load(write_config(tmp_path / "d.yaml", data, metrics=["f1"]))
 
