@@ -413,3 +413,10 @@ def test_metric_functions_give_the_per_sample_values_of_their_classes():
                                   (p[:, 0] > 0.2) == (labels % 2))
     m = metrics.get(metrics.top_k_categorical_accuracy)
     assert isinstance(m, metrics.TopKCategoricalAccuracy) and m.name == "top_k_categorical_accuracy"
+
+
+@pytest.mark.parametrize("given, kept", [([], ["accuracy"]), (["acc"], ["accuracy"]),
+                                         (["auc", "acc"], ["accuracy", "auc"])])
+def test_a_run_always_records_accuracy_under_that_key(given, kept):
+    from cnnlab.config import RunConfig
+    assert RunConfig.from_dict({"train": {"metrics": given}}).train["metrics"] == kept

@@ -118,8 +118,9 @@ def _check_train(t: dict) -> dict:
         raise ConfigError(f"Invalid value for `train.metrics`. Expected a list of metric names "
                           f"such as [accuracy, auc]. Received {ms!r}.")
     metrics.resolve(ms)  # unknown names fail with the valid ones
-    if t["metrics"] == ["acc"]:  # a run's files (history, plots, metrics.json) say "accuracy"
-        t["metrics"] = ["accuracy"]
+    # a run always records accuracy, under that key: its plots, metrics.json and the
+    # experiment reports are built on it
+    t["metrics"] = ["accuracy", *[m for m in ms if m.lower() not in metrics.ACCURACY]]
     if t["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"Invalid value for `train.device`. Expected one of auto, cpu, cuda. "
                           f"Received {t['device']!r}.")
