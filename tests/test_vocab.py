@@ -298,6 +298,9 @@ def test_backend_module():
                                                 "Expected a number in [0, 1]. Received thresholds=1.5."),
     (lambda: losses.get("hinge_loss"), "Unknown loss 'hinge_loss'. Expected one of: "
                                        "binary_crossentropy, categorical_crossentropy, hinge"),
+    (lambda: losses.get(lambda y_true, y_pred: (y_true - y_pred) ** 2),
+     "Custom loss functions are not supported: received '<lambda>'. Expected a Keras loss: one "
+     "of binary_crossentropy, categorical_crossentropy, hinge, kl_divergence"),
     (lambda: losses.get(losses.Hinge), "Expected a loss object such as Hinge(). Received the "
                                        "class Hinge itself: add the parentheses."),
     (lambda: losses.CategoricalCrossentropy(label_smoothing=1.5),
@@ -420,3 +423,13 @@ def test_metric_functions_give_the_per_sample_values_of_their_classes():
 def test_a_run_always_records_accuracy_under_that_key(given, kept):
     from cnnlab.config import RunConfig
     assert RunConfig.from_dict({"train": {"metrics": given}}).train["metrics"] == kept
+
+
+def test_keras_2_layer_modules_still_import():
+    """`from keras.layers.convolutional import Conv2D` and `keras.layers.core`, Keras 2's
+    module spellings that tutorials still use."""
+    from cnnlab.layers.convolutional import Conv2D, MaxPooling2D
+    from cnnlab.layers.core import Activation, Dense, Dropout, Flatten
+    assert (Conv2D, MaxPooling2D, Dense, Dropout, Flatten, Activation) == (
+        cnnlab.layers.Conv2D, cnnlab.layers.MaxPooling2D, cnnlab.layers.Dense,
+        cnnlab.layers.Dropout, cnnlab.layers.Flatten, cnnlab.layers.Activation)

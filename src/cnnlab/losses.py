@@ -287,6 +287,11 @@ def get(value) -> Loss:
     if isinstance(value, type) and value in _CLASSES.values():
         raise ConfigError(f"Expected a loss object such as {value.__name__}(). Received the "
                           f"class {value.__name__} itself: add the parentheses.")
+    if callable(value) and not isinstance(value, type):
+        name = getattr(value, "__name__", type(value).__name__)
+        raise ConfigError(f"Custom loss functions are not supported: received {name!r}. "
+                          f"Expected a Keras loss: one of {', '.join(sorted(LOSSES))}, or its "
+                          f"class (e.g. CategoricalCrossentropy()).")
     raise ConfigError(unknown_name("loss", value, [*LOSSES, *ALIASES]))
 
 
