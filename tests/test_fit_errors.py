@@ -129,3 +129,23 @@ def test_fit_before_compile():
     m = cnnlab.models.Sequential([layers.Flatten(input_shape=(6, 6, 1)), layers.Dense(3)])
     with pytest.raises(cnnlab.errors.RunError, match=r"You must call compile\(\) before fit\(\)"):
         m.fit(X, Y)
+
+
+def test_evaluate_before_compile_refused_and_changes_nothing():
+    """As Keras: evaluate needs a compiled model; refusing it leaves the model trainable."""
+    m = cnnlab.models.Sequential([layers.Flatten(input_shape=(6, 6, 1)), layers.Dropout(0.5),
+                                  layers.Dense(3, activation="softmax")])
+    before = m.get_weights()
+    with pytest.raises(cnnlab.errors.RunError, match=r"You must call compile\(\) before evaluate"):
+        m.evaluate(X, Y)
+    m.predict(X, verbose=0)
+    for a, b in zip(before, m.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    m.compile(loss="sparse_categorical_crossentropy", optimizer="adam", device="cpu")
+    assert len(m.fit(X, Y, epochs=1, verbose=0).history["loss"]) == 1
+
+
+def test_predict_refuses_a_generator_that_never_ends():
+    with pytest.raises(DataError, match="The prediction generator never ends"):
+        model().predict(forever())
+    assert model().predict(forever(), steps=2).shape == (8, 3)

@@ -123,7 +123,8 @@ class FitMixin:
         `(x, y, sample_weight)`). cnnlab adds `seed` (the shuffling order and the random
         draws of training) and `recipe` ("fast": the settings of `cnnlab train --recipe
         fast`, which replace the compiled optimizer, batch size, epochs, label smoothing
-        and learning-rate schedule unless given here)."""
+        and learning-rate schedule unless given here). `validation_batch_size` is accepted;
+        validation runs in batches of its own size (the results do not depend on it)."""
         self._require_compiled("fit")
         schedule = []
         if recipe is not None:
@@ -243,6 +244,8 @@ class FitMixin:
         return [result["loss"], result["accuracy"]] if self.metrics else result["loss"]
 
     def _eval_data(self, x, y, sample_weight, steps) -> Arrays:
+        if isinstance(x, Arrays):
+            return x
         if x is None or is_array_like(x):
             return self._arrays(x, y, "evaluation", sample_weight=sample_weight)
         if y is not None:
@@ -270,6 +273,9 @@ class FitMixin:
             xt, scale = to_images(x, spec.input_shape, "images")
             chunks = ((xt[s:s + bs], scale) for s in range(0, xt.shape[0], bs))
         else:
+            if steps is None and never_ends(x):
+                raise DataError("The prediction generator never ends (it has no return). Pass "
+                                "`steps`, the number of batches to predict.")
             chunks = (to_images(_inputs_of(raw), spec.input_shape, "images") for raw in
                       itertools.islice(BatchSource(x, None).raw_batches(), steps))
         outs = []
