@@ -213,9 +213,42 @@ class RunConfig:
     def with_recipe(self, name: str | None) -> "RunConfig":
         if name is None:
             return self
-        if name not in RECIPES:
-            raise ConfigError(f"Unknown recipe {name!r}. Expected one of: {', '.join(RECIPES)}.")
-        return self.with_overrides(train=copy.deepcopy(RECIPES[name]))
+        return self.with_overrides(train=recipe_changes(name))
+
+
+# -- train settings -> the public API (the one place `cnnlab train` and `fit(recipe=)` read them)
+
+def recipe_changes(name: str) -> dict:
+    """The train settings a recipe changes; ConfigError listing the recipes if unknown."""
+    if name not in RECIPES:
+        raise ConfigError(f"Unknown recipe {name!r}. Expected one of: {', '.join(RECIPES)}.")
+    return copy.deepcopy(RECIPES[name])
+
+
+def recipe_settings(name: str) -> dict:
+    """A recipe's full train settings: the defaults with its changes."""
+    return {**copy.deepcopy(TRAIN_DEFAULTS), **recipe_changes(name)}
+
+
+def compile_kwargs(t: dict) -> dict:
+    """`model.compile(**compile_kwargs(cfg.train))`."""
+    return {"loss": t["loss"], "optimizer": t["optimizer"], "metrics": t["metrics"],
+            "label_smoothing": t["label_smoothing"], "device": t["device"]}
+
+
+def fit_kwargs(t: dict) -> dict:
+    """`model.fit(x, y, **fit_kwargs(cfg.train), callbacks=...)` (the schedule is a callback:
+    `schedule_callbacks`)."""
+    return {"batch_size": t["batch_size"], "epochs": t["epochs"], "shuffle": t["shuffle"],
+            "seed": t["seed"], "validation_freq": t["validation_freq"]}
+
+
+def schedule_callbacks(t: dict) -> list:
+    """The learning-rate schedule of train settings, as callbacks ([] for none)."""
+    if not t["lr_schedule"]:
+        return []
+    from .train.schedules import OneCycle
+    return [OneCycle(**(t["lr_schedule"]["one_cycle"] or {}))]
 
 
 def _mapping(value, section):

@@ -21,7 +21,10 @@ def evaluate_run(run, root=DEFAULT_ROOT, data: str | None = None, data_dir=None,
     cfg: RunConfig = model.run_config
     cfg = cfg.with_overrides(data={"name": data, "data_dir": data_dir,
                                    **({} if fallback else {"fallback": False})})
-    ds, _, val = load_data(cfg, progress=False)
+    ds, train, val = load_data(cfg, progress=False)
+    if val is None:  # the run validated on the last fraction of its training data
+        from .train.data import split_validation
+        _, val = split_validation(train, cfg.data["validation"])
     batches: list = []
     result = model._trainer.evaluate(val, predictions=batches)  # one pass: metrics and classes
     pred = torch.cat(batches).numpy()

@@ -287,7 +287,7 @@ class Model(FitMixin):
     def __call__(self, x, *args, **kwargs):
         if is_symbolic(x):
             return self.as_layer()(x, *args, **kwargs)
-        return super().__call__(x)
+        return super().__call__(x, *args, **kwargs)
 
 
 def _layer_vars(layer) -> list:

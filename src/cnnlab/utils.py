@@ -1,8 +1,12 @@
-"""Keras's utils: `cnnlab.utils.to_categorical(y, 10)`."""
+"""Keras's utils: `cnnlab.utils.to_categorical(y, 10)`, `PyDataset`, `set_random_seed(0)`."""
 import sys
 
 from . import np_utils
 from .data.preprocess import to_categorical as _one_hot
+from .train.loop import seed_everything as set_random_seed
+from .train.sources import PyDataset, Sequence
+
+__all__ = ["PyDataset", "Sequence", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):

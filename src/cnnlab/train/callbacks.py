@@ -66,8 +66,10 @@ class CallbackList:
     def __init__(self, callbacks, trainer, model=None):
         self.callbacks = list(callbacks)
         self.trainer = trainer
-        params = {"epochs": trainer.epochs, "steps": trainer.steps_per_epoch(),
-                  "batch_size": trainer.batch_size, "verbose": 1}
+        # one dict shared by every callback: a generator's step count, learnt in its first
+        # epoch, reaches them all (Keras's progress bar shows it from the second epoch on)
+        self.params = params = {"epochs": trainer.epochs, "steps": trainer.steps_per_epoch(),
+                                "batch_size": trainer.batch_size, "verbose": 1}
         for cb in self.callbacks:
             cb.trainer = trainer
             cb.set_model(model if model is not None else getattr(trainer, "api_model", trainer))

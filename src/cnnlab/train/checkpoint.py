@@ -10,7 +10,8 @@ metrics). It is written atomically, so a kill at any instant leaves the
 previous checkpoint intact and loadable; nothing in it is ever unpickled.
 
     >>> save_checkpoint(path, trainer, callbacks=cbs)
-    >>> position = restore_checkpoint(path, trainer, callbacks=cbs)   # -> Trainer.fit
+    >>> position = restore_checkpoint(path, trainer, callbacks=cbs)
+    >>> model.fit(x, y, callbacks=[RestoreCheckpoint(path, cbs), *cbs])   # resume in fit
 """
 from __future__ import annotations
 
@@ -257,3 +258,26 @@ class Checkpointer(Callback):
     def on_train_end(self, logs=None):
         if self.trainer.stop_reason in ("SIGINT", "SIGTERM"):
             self.save()
+
+
+class RestoreCheckpoint(Callback):
+    """The first callback of a resumed `fit`: at train begin, loads the checkpoint (weights,
+    optimizer, RNGs, position, history, and the states of `callbacks`, which they take at
+    their own train begin), so the loop continues where the checkpoint was taken.
+
+    `history`: the History callback of this fit, which continues the restored history.
+    `then()`: runs once the checkpoint has loaded (a run's first write on resume).
+    """
+
+    def __init__(self, path, callbacks=(), history=None, then=None):
+        super().__init__()
+        self.path, self.callbacks, self.history, self.then = Path(path), list(callbacks), history, then
+
+    def on_train_begin(self, logs=None):
+        tr = self.trainer
+        tr.position = restore_checkpoint(self.path, tr, self.callbacks)
+        if self.history is not None:
+            self.history.history.update(tr.history)
+            tr.history = self.history.history
+        if self.then is not None:
+            self.then()

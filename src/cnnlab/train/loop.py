@@ -4,8 +4,11 @@
     >>> history = trainer.fit(train_arrays, val_arrays, epochs=10, batch_size=128,
     ...                       callbacks=[ProgressBar(...)], seed=0)
 
-Both `cnnlab train` and `Sequential.fit` run this one loop. Everything around
-it (progress, history, checkpoints, early stopping, plots) is a callback.
+`model.fit` (train/fit_api.py) is its only caller, for the Python API and for
+`cnnlab train` alike. Everything around it (progress, history, checkpoints, a
+run's files, signals, resuming) is a callback. Arrays are gathered by index
+(the fast path, resumable bit for bit); generators, PyDatasets and DataLoaders
+come from a `BatchSource` (train/sources.py) with the same batch tensors.
 Metrics are summed on the device and read only at the end of an epoch or when
 the progress bar redraws, so the hot loop never waits on the host.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,17 +24,23 @@ import torch
 import torch.nn.functional as F
 
 from .. import fast
+from ..errors import DataError
 from ..losses import Loss, correct, smooth
 from ..metrics import CategoricalAccuracy, SparseCategoricalAccuracy
 from .callbacks import CallbackList
 from .data import Arrays
+from .sources import BatchSource
 
 
-def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
-    """The sample order of one epoch: reshuffled every epoch, reproducible from (seed, epoch)."""
+def epoch_order(n: int, seed: int, epoch: int, shuffle=True, batch_size: int = 0) -> torch.Tensor:
+    """The sample order of one epoch: reshuffled every epoch, reproducible from (seed, epoch).
+    shuffle="batch" (Keras's): batches in order, samples shuffled within each batch."""
     if not shuffle:
         return torch.arange(n)
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    if shuffle == "batch":
+        return torch.cat([start + torch.randperm(min(batch_size, n - start), generator=g)
+                          for start in range(0, n, batch_size)])
     return torch.randperm(n, generator=g)
 
 
@@ -111,6 +121,7 @@ class Trainer:
         self.api_model = None  # the Keras-style model that callbacks see as `self.model`
         self.index_targets = False  # set by fit: the training labels are one-hot rows
         self.fast_step = None  # set by fit where the model allows (fast.plan_step)
+        self.steps_limit: int | None = None  # steps_per_epoch given for arrays
 
     @property
     def last_loss(self) -> torch.Tensor | None:
@@ -203,6 +214,25 @@ class Trainer:
             self._update_metrics(self.position.sums.objects(), out.detach(), yb)
             return loss.detach() * xb.shape[0], self.hits(out.detach(), yi)
 
+    def weighted_step(self, xb, yb, yi, w) -> tuple[torch.Tensor, torch.Tensor]:
+        """train_step with per-sample loss weights: Keras's mean of weight * loss over the
+        batch (its "sum_over_batch_size"); the accuracy stays unweighted, as Keras's."""
+        out = self.net(xb, logits=self.net_logits)
+        if self.index_targets:
+            per = F.cross_entropy(out, yi, label_smoothing=self.label_smoothing, reduction="none")
+        else:
+            per = self._loss(out, yb)
+        loss = (per * w).mean()
+        reg = self.net.regularization()
+        if reg is not None:
+            loss = loss + reg
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._step()
+        with torch.no_grad():
+            self._update_metrics(self.position.sums.objects(), out.detach(), yb)
+            return loss.detach() * xb.shape[0], self.hits(out.detach(), yi)
+
     @torch.no_grad()
     def evaluate(self, data: Arrays, batch_size: int = 1000,
                  predictions: list | None = None) -> dict[str, float]:
@@ -219,7 +249,9 @@ class Trainer:
             xb, yb, yi = data.batch(index)
             xb, yb, yi = xb.to(self.device), yb.to(self.device), yi.to(self.device)
             out = self.net(xb, logits=self.net_logits)
-            sums.loss += self._loss(out, yb).sum()
+            w = data.batch_weights(index)  # Keras's weighted loss: sum of w * loss over N
+            sums.loss += (self._loss(out, yb) * w.to(self.device) if w is not None
+                          else self._loss(out, yb)).sum()
             sums.correct += self.hits(out, yi)
             self._update_metrics(objects, out, yb)
             if predictions is not None:
@@ -232,59 +264,131 @@ class Trainer:
         return logs
 
     # -- the loop ------------------------------------------------------------
-    def steps_per_epoch(self, n: int | None = None) -> int:
+    def steps_per_epoch(self, n: int | None = None) -> int | None:
+        """Batches per epoch; None for a source whose length is learnt in its first epoch."""
+        if n is None and isinstance(self.train_data, BatchSource):
+            return self.train_data.steps
         n = len(self.train_data) if n is None else n
-        return math.ceil(n / self.batch_size)
+        batches = math.ceil(n / self.batch_size)
+        return min(batches, self.steps_limit) if self.steps_limit else batches
 
-    def fit(self, train: Arrays, val: Arrays | None, *, epochs: int, batch_size: int,
-            callbacks=(), seed: int = 0, shuffle: bool = True,
-            position: Position | None = None, validation_freq: int = 1) -> None:
+    def fit(self, train, val, *, epochs: int, batch_size: int,
+            callbacks=(), seed: int = 0, shuffle=True,
+            position: Position | None = None, validation_freq: int = 1,
+            steps_per_epoch: int | None = None) -> None:
+        """Train on `train` (Arrays or a BatchSource), validating on `val` (the same or None).
+        Callbacks may replace `self.position` in on_train_begin (a resumed run)."""
         with fast.cpu_settings(self.device):
             self._fit(train, val, epochs=epochs, batch_size=batch_size, callbacks=callbacks,
                       seed=seed, shuffle=shuffle, position=position,
-                      validation_freq=validation_freq)
+                      validation_freq=validation_freq, steps_per_epoch=steps_per_epoch)
 
     def _fit(self, train, val, *, epochs, batch_size, callbacks, seed, shuffle, position,
-             validation_freq) -> None:
+             validation_freq, steps_per_epoch) -> None:
         self.train_data, self.val_data = train, val
-        self.index_targets = (train.onehot and self.from_logits
+        arrays = isinstance(train, Arrays)
+        self.index_targets = (arrays and train.onehot and self.from_logits
                               and self.loss.name == "categorical_crossentropy")
+        self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
+        self.steps_limit = steps_per_epoch if arrays else None
         self.position = position or Position()
+        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks, self)
+        self.stop_training = False
+        cbs.on_train_begin()  # a resumed run's callback replaces self.position here
         if self.position.sums.metrics is None and self.metrics is not None:
             self.position.sums.metrics = self.new_sums().metrics
         # metric objects need every step's outputs, which the fast step does not return
         self.fast_step = None if self.position.sums.objects() else fast.plan_step(self)
-        self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
         self.position.sums.on(self.device)  # a resumed run's sums come from the checkpoint on CPU
-        cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks, self)
-        self.stop_training = False
-        steps = self.steps_per_epoch()
-        cbs.on_train_begin()
+        run_epoch = self._array_epoch if arrays else self._source_epoch
         while self.position.epoch < epochs and not self.stop_training:
             pos = self.position
             epoch = pos.epoch
-            order = epoch_order(len(train), seed, epoch, shuffle)
             cbs.on_epoch_begin(epoch)
             self.net.train()
-            while pos.step < steps and not self.stop_training:
-                cbs.on_train_batch_begin(pos.step)
-                index = order[pos.step * batch_size:(pos.step + 1) * batch_size]
-                xb, yb, yi = train.batch(index)
-                loss_sum, hits = self.train_step(xb.to(self.device), yb.to(self.device),
-                                                 yi.to(self.device))
-                self._last_batch = (loss_sum, len(index))
-                pos.sums.loss += loss_sum
-                pos.sums.correct += hits
-                pos.sums.seen += len(index)
-                pos.step += 1
-                pos.global_step += 1
-                cbs.on_train_batch_end(pos.step - 1)
-            if pos.step < steps:  # stopped mid-epoch (signal, NaN): no epoch end
+            steps = run_epoch(train, pos, cbs)
+            if steps is None:  # stopped mid-epoch (signal, NaN): no epoch end
                 break
             logs = pos.sums.logs()
             validate = (epoch + 1) % validation_freq == 0 or epoch + 1 == epochs
-            if val is not None and len(val) and validate:
-                logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            if val is not None and validate:
+                logs.update({f"val_{k}": v for k, v in self._validate(val, epoch).items()})
             self.position = Position(epoch + 1, 0, self.new_sums(), pos.global_step)
+            if cbs.params.get("steps") is None:
+                cbs.params["steps"] = steps  # Keras's count, known from the first epoch's end
             cbs.on_epoch_end(epoch, logs)
+            if not arrays:
+                train.end_epoch()
+                if train.ran_out:
+                    self._ran_out(cbs.params)
         cbs.on_train_end()
+
+    def _array_epoch(self, train: Arrays, pos: Position, cbs) -> int | None:
+        """One epoch over arrays, from `pos` (a resumed run starts mid-epoch); the number
+        of steps, or None when training stopped before the epoch's end."""
+        steps, batch_size = self.steps_per_epoch(), self.batch_size
+        order = epoch_order(len(train), self.seed, pos.epoch, self.shuffle, batch_size)
+        weighted = train.weights is not None
+        while pos.step < steps and not self.stop_training:
+            cbs.on_train_batch_begin(pos.step)
+            index = order[pos.step * batch_size:(pos.step + 1) * batch_size]
+            xb, yb, yi = train.batch(index)
+            xb, yb, yi = xb.to(self.device), yb.to(self.device), yi.to(self.device)
+            if weighted:
+                loss_sum, hits = self.weighted_step(xb, yb, yi,
+                                                    train.batch_weights(index).to(self.device))
+            else:
+                loss_sum, hits = self.train_step(xb, yb, yi)
+            self._last_batch = (loss_sum, len(index))
+            pos.sums.loss += loss_sum
+            pos.sums.correct += hits
+            pos.sums.seen += len(index)
+            pos.step += 1
+            pos.global_step += 1
+            cbs.on_train_batch_end(pos.step - 1)
+        return steps if pos.step >= steps else None
+
+    def _source_epoch(self, train: BatchSource, pos: Position, cbs) -> int | None:
+        """One epoch over a generator, PyDataset or DataLoader (not resumable mid-epoch)."""
+        for xb, yb, yi, w in train.batches(self.seed, pos.epoch):
+            cbs.on_train_batch_begin(pos.step)
+            xb, yb, yi = xb.to(self.device), yb.to(self.device), yi.to(self.device)
+            if w is not None:
+                loss_sum, hits = self.weighted_step(xb, yb, yi, w.to(self.device))
+            else:
+                loss_sum, hits = self.train_step(xb, yb, yi)
+            self._last_batch = (loss_sum, xb.shape[0])
+            pos.sums.loss += loss_sum
+            pos.sums.correct += hits
+            pos.sums.seen += xb.shape[0]
+            pos.step += 1
+            pos.global_step += 1
+            cbs.on_train_batch_end(pos.step - 1)
+            if self.stop_training:  # before the next batch is drawn from the data
+                break
+        if self.stop_training and (train.steps is None or pos.step < train.steps):
+            return None  # stopped mid-epoch (NaN, a signal): no epoch end, as for arrays
+        if pos.step == 0:
+            if pos.global_step == 0:
+                raise DataError(f"Expected at least one {train.what} batch. Received a "
+                                f"{type(train.data).__name__} that yielded none.")
+            self._ran_out(cbs.params)
+            return None
+        return pos.step
+
+    def _ran_out(self, params) -> None:
+        """Keras's warning and stop when the data has fewer batches than asked for."""
+        if not self.stop_training:
+            print("cnnlab: warning: Your input ran out of data; interrupting training. Make "
+                  "sure that your dataset or generator can generate at least "
+                  "`steps_per_epoch * epochs` batches.", file=sys.stderr)
+        self.stop_training = True
+
+    def _validate(self, val, epoch: int) -> dict[str, float]:
+        if isinstance(val, BatchSource):  # a generator's batches, gathered for this epoch
+            data = val.collect(self.seed, epoch)
+            val.end_epoch()
+            if data is None:
+                return {}
+            return self.evaluate(data)
+        return self.evaluate(val) if len(val) else {}
