@@ -13,6 +13,7 @@ import torch
 
 from ..data.preprocess import fit_to_input
 from ..errors import DataError
+from ..layers.reshaping import takes_raw_pixels
 from ..losses import Loss
 
 
@@ -54,10 +55,13 @@ def split_validation(data: Arrays, fraction: float) -> tuple[Arrays, Arrays]:
     return data.take(slice(0, split)), data.take(slice(split, None))
 
 
-def to_images(x, input_shape, what) -> tuple[torch.Tensor, float]:
-    """Images as a tensor (N, *input_shape) and the factor that scales a batch to [0, 1]."""
+def to_images(x, input_shape, what, raw_pixels: bool = False) -> tuple[torch.Tensor, float]:
+    """Images as a tensor (N, *input_shape) and the factor that scales a batch to [0, 1].
+
+    `raw_pixels`: the model scales its input itself (a first Rescaling layer), so uint8
+    pixels go in as 0..255, as Keras feeds them; scaled here too, they would be scaled twice."""
     x = np.asarray(x)
-    if x.dtype == np.uint8:
+    if x.dtype == np.uint8 and not raw_pixels:
         return torch.from_numpy(np.ascontiguousarray(fit_to_input(x, input_shape, what))), 1 / 255
     if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
         raise DataError(f"Expected {what} as numbers (uint8 or float). Received dtype {x.dtype}.")
@@ -102,7 +106,7 @@ def _targets(y, n: int, loss: Loss, num_outputs: int, what: str):
 
 def check_output(spec, loss: Loss) -> None:
     """A classifier's last layer must give one vector per image: (None, classes)."""
-    out = spec.output_shapes[-1]
+    out = spec.output_shape
     if loss.target in ("onehot", "index", "binary") and len(out) != 1:
         from ..errors import SpecError
         shape = "(None, " + ", ".join(map(str, out)) + ")"
@@ -121,7 +125,7 @@ def to_arrays(x, y, spec, loss: Loss, what: str = "training", *, sample_weight=N
         missing = "x" if x is None else "y"
         raise DataError(f"Expected {what} data as x (images) and y (labels). Received "
                         f"{missing}=None.")
-    xt, scale = to_images(x, spec.input_shape, f"{what} images")
+    xt, scale = to_images(x, spec.input_shape, f"{what} images", takes_raw_pixels(spec))
     if xt.shape[0] == 0 and not allow_empty:
         raise DataError(f"Expected at least one {what} sample. Received x with 0 samples "
                         f"(shape {tuple(xt.shape)}).")

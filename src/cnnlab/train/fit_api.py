@@ -18,6 +18,7 @@ import torch
 from .. import losses, optimizers
 from ..errors import ConfigError, DataError, RunError
 from . import callbacks as cb
+from ..layers.reshaping import takes_raw_pixels
 from .data import Arrays, check_class_weight, split_validation, to_arrays, to_images
 from .sources import BatchSource, is_array_like, kind_of, never_ends
 from .progress import ProgressBar, format_logs
@@ -270,13 +271,14 @@ class FitMixin:
         net = self.net
         bs = batch_size or 32
         if is_array_like(x):
-            xt, scale = to_images(x, spec.input_shape, "images")
+            xt, scale = to_images(x, spec.input_shape, "images", takes_raw_pixels(spec))
             chunks = ((xt[s:s + bs], scale) for s in range(0, xt.shape[0], bs))
         else:
             if steps is None and never_ends(x):
                 raise DataError("The prediction generator never ends (it has no return). Pass "
                                 "`steps`, the number of batches to predict.")
-            chunks = (to_images(_inputs_of(raw), spec.input_shape, "images") for raw in
+            chunks = (to_images(_inputs_of(raw), spec.input_shape, "images",
+                                 takes_raw_pixels(spec)) for raw in
                       itertools.islice(BatchSource(x, None).raw_batches(), steps))
         outs = []
         with _mode(net, training=False), torch.no_grad():
@@ -284,7 +286,7 @@ class FitMixin:
                 xb = xb.float().mul_(scale) if scale != 1.0 else xb
                 outs.append(net(xb.to(self.device)).cpu())
         if not outs:
-            return np.zeros((0, *spec.output_shapes[-1]), np.float32)
+            return np.zeros((0, *spec.output_shape), np.float32)
         return torch.cat(outs).numpy()
 
     def __call__(self, x, training=None):
@@ -296,7 +298,7 @@ class FitMixin:
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             xb = x.to(self.device, torch.float32)
         else:
-            xt, scale = to_images(x, spec.input_shape, "images")
+            xt, scale = to_images(x, spec.input_shape, "images", takes_raw_pixels(spec))
             xb = (xt.float().mul_(scale) if scale != 1.0 else xt).to(self.device)
         with _mode(net, training=bool(training)):
             return net(xb).as_subclass(ModelOutput)

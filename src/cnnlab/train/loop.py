@@ -23,14 +23,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import fast
 from ..errors import DataError
 from ..losses import Loss, correct
-from ..optimizers import step_function
 from .callbacks import CallbackList
-from . import denormals, fast_step
 from .data import Arrays
 from .sources import BatchSource
-from .memory import keep_freed_memory
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle=True, batch_size: int = 0) -> torch.Tensor:
@@ -98,7 +96,7 @@ class Trainer:
         self._last_batch: tuple[torch.Tensor, int] | None = None  # (loss sum, size)
         self.api_model = None  # the Keras-style model that callbacks see as `self.model`
         self.index_targets = False  # set by fit: the training labels are one-hot rows
-        self.fast_step = None  # set by fit where the model allows (fast_step.py)
+        self.fast_step = None  # set by fit where the model allows (fast.plan_step)
         self.steps_limit: int | None = None  # steps_per_epoch given for arrays
 
     @property
@@ -113,7 +111,7 @@ class Trainer:
     @optimizer.setter
     def optimizer(self, opt: torch.optim.Optimizer) -> None:
         self._optimizer = opt
-        self._step = step_function(opt)  # opt.step, or torch's fused Adam called directly
+        self._step = fast.step_function(opt)  # opt.step, or torch's fused Adam called directly
 
     # -- one step ------------------------------------------------------------
     def _loss(self, out, yb):
@@ -132,9 +130,9 @@ class Trainer:
 
     def train_step(self, xb, yb, yi) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (sum of loss over the batch, number correct)."""
-        fast = self.fast_step
-        if fast is not None and fast.applies(xb):
-            return fast(xb, yb, yi)
+        fast_step = self.fast_step
+        if fast_step is not None and fast_step.applies(xb):
+            return fast_step(xb, yb, yi)
         out = self.net(xb, logits=self.from_logits)
         loss = self._mean_loss(out, yb, yi)
         reg = self.net.regularization()
@@ -206,7 +204,7 @@ class Trainer:
             steps_per_epoch: int | None = None) -> None:
         """Train on `train` (Arrays or a BatchSource), validating on `val` (the same or None).
         Callbacks may replace `self.position` in on_train_begin (a resumed run)."""
-        with denormals.flushed(self.device):
+        with fast.cpu_settings(self.device):
             self._fit(train, val, epochs=epochs, batch_size=batch_size, callbacks=callbacks,
                       seed=seed, shuffle=shuffle, position=position,
                       validation_freq=validation_freq, steps_per_epoch=steps_per_epoch)
@@ -217,9 +215,7 @@ class Trainer:
         arrays = isinstance(train, Arrays)
         self.index_targets = (arrays and train.onehot and self.from_logits
                               and self.loss.name == "categorical_crossentropy")
-        if self.device.type == "cpu":
-            keep_freed_memory()  # steps reuse their pages instead of faulting them in again
-        self.fast_step = fast_step.plan(self)
+        self.fast_step = fast.plan_step(self)
         self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
         self.steps_limit = steps_per_epoch if arrays else None
         self.position = position or Position()
