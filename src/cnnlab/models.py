@@ -256,7 +256,7 @@ class Model(FitMixin):
             return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
         return self._predict_graph(spec, x, batch_size or 32)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference mode: a module built here must still train later
     def _predict_graph(self, spec, x, batch_size):
         """Several inputs (a list of arrays, one per input) or outputs (a list back)."""
         from .errors import DataError
