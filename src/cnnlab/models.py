@@ -101,10 +101,21 @@ class Sequential(FitMixin):
             raise SpecError(f"Expected {i} weight arrays. Received {len(weights)}.")
         self.net.set_keras_weights(per_layer)
 
-    def save_weights(self, path) -> None:
-        from .checkpoint_io import save_weights
-        save_weights(self.net, path)
+    # -- files (formats chosen by file name: cnnlab.saving) ----------------------
+    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
+        from .saving import save_model
+        save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def load_weights(self, path) -> None:
-        from .checkpoint_io import load_weights
-        load_weights(self.net, path)
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        from .saving import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath) -> None:
+        from .saving import load_weights
+        load_weights(self, filepath)
+
+
+def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: bool = True):
+    """Keras's `models.load_model`: a `.keras` file or a legacy Keras 2 `.h5` model."""
+    from .saving import load_model as load
+    return load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
