@@ -216,8 +216,8 @@ def _history_ref(value, where: str) -> str:
     return _node_ref(value[0], int(value[1]))
 
 
-def _node_inbound(node, where: str, legacy: bool) -> list[str]:
-    if legacy:  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
+def _node_inbound(node, where: str) -> list[str]:
+    if isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
         return [_history_ref(list(t[:3]), where) for t in node]
     args = node.get("args") if isinstance(node, dict) else None
     if not isinstance(args, list) or not args:
@@ -240,7 +240,7 @@ def _functional_from_keras(config: dict, legacy: bool) -> dict:
         args["name"] = name
         items[name] = (kind, args)
         for k, node in enumerate(entry.get("inbound_nodes") or []):
-            calls.append((name, k, _node_inbound(node, where, legacy)))
+            calls.append((name, k, _node_inbound(node, where)))
     layers, ready = [], {i["name"] for i in inputs}
     pending = list(calls)
     while pending:  # emit each call once its inputs exist: cnnlab's YAML is in graph order

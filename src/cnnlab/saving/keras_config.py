@@ -173,6 +173,13 @@ def _short(value) -> str:
 _LEGACY_IGNORED = {"batch_input_shape", "dtype", "trainable", "name"}
 
 
+def _legacy_bn_axis(value):
+    """Keras 2 saved BatchNormalization's built axis ([3] for channels-last images, [1] for
+    flat features): both are the last axis, cnnlab's -1. Other axes stay, and are refused."""
+    axis = value[0] if isinstance(value, list) and len(value) == 1 else value
+    return -1 if axis in (1, 3) else value
+
+
 def _check_dtype(value, where: str) -> None:
     name = value
     if isinstance(value, dict):
@@ -203,17 +210,27 @@ def layer_from_keras(entry: dict, legacy: bool = False):
     for key, value in config.items():
         if key in ("name", "trainable", "dtype"):
             continue
+        if legacy and key == "axis" and cls_name == "BatchNormalization":
+            value = _legacy_bn_axis(value)
         if key in cls.ARGS:
             args[key] = value_from_keras(key, value, where)
         elif legacy and (key in _LEGACY_IGNORED or value is None):
             continue
-        elif key not in defaults or _plain(value) != defaults[key]:
+        elif key not in defaults or not _is_default(key, value, defaults[key], where):
             hint = f" (only Keras's default {json.dumps(defaults[key])})" if key in defaults else ""
             raise SpecError(f"{where}: cnnlab does not support `{key}={json.dumps(value)}`{hint}.")
     layer = _minimal_layer(cls, args, name, where)
     if config.get("trainable") is False:
         layer.trainable = False
     return layer
+
+
+def _is_default(key: str, value, default, where: str) -> bool:
+    """Keras's default, also when spelled the Keras 2 way ({"class_name": "Zeros"} alone)."""
+    if key.endswith("_initializer") and value is not None and default is not None:
+        return _initializer_from_keras(value, where, key) == _initializer_from_keras(
+            default, where, key)
+    return _plain(value) == default
 
 
 def _minimal_layer(cls, args: dict, name, where: str):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import RunError, SpecError
 from ..io import atomic_write
+from .compile_config import compile_to_keras
 from .graph_config import model_to_keras, spec_dict_from_keras
 from .keras_config import vocab
 from .model_weights import set_tree, shapes_tree, weights_tree
@@ -46,6 +47,7 @@ def weights_h5_bytes(model, spec) -> bytes:
 def save_keras(model, path) -> None:
     spec = model.to_spec()
     config = model_to_keras(spec)
+    config["compile_config"] = compile_to_keras(model)  # Keras compiles the model it loads
     metadata = {"keras_version": vocab()["keras_version"],
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
     buf = io.BytesIO()

@@ -1,0 +1,307 @@
+"""Keras's files: .keras both ways against real Keras, legacy Keras 2 .h5, weights by suffix.
+
+The references under tests/keras_refs/saving/ were made once by real Keras 3.15.1
+(make_keras_refs.py; make_cnnlab_files.py for the files cnnlab wrote and Keras opened).
+"""
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cnnlab
+from cnnlab import layers as L
+from cnnlab.errors import CnnlabError, RunError, SpecError
+from cnnlab.models import load_model
+
+REFS = Path(__file__).parent / "keras_refs" / "saving"
+needs_functional = pytest.mark.skipif(not hasattr(cnnlab.models, "Model"),
+                                      reason="the functional API (issue 15 item 2) is not on this branch")
+
+
+def small_model(seed=0):
+    model = cnnlab.models.Sequential([
+        L.Conv2D(3, 3, input_shape=(6, 6, 1), activation="relu"), L.MaxPooling2D(),
+        L.BatchNormalization(), L.Flatten(), L.Dense(4, activation="softmax")])
+    rng = np.random.default_rng(seed)
+    model.set_weights([(np.abs(rng.normal(size=w.shape)) + 0.5 if i == 5 else
+                        rng.normal(size=w.shape)).astype("float32")
+                       for i, w in enumerate(model.get_weights())])
+    return model
+
+
+def batch(shape, seed=1):
+    return np.random.default_rng(seed).normal(size=(5, *shape)).astype("float32")
+
+
+# -- files written by Keras, read by cnnlab --------------------------------------------
+
+@pytest.mark.parametrize("name", ["seq_all_layers", "seq_gap"])
+def test_keras_saved_sequential_loads_with_equal_predictions(name):
+    ref = np.load(REFS / "keras_saved" / f"{name}.npz")
+    model = load_model(REFS / "keras_saved" / f"{name}.keras")
+    np.testing.assert_allclose(model.predict(ref["x"], verbose=0), ref["y"], atol=1e-5)
+
+
+def test_keras_saved_names_and_settings_survive():
+    model = load_model(REFS / "keras_saved" / "seq_all_layers.keras")
+    spec = model.to_spec()
+    assert spec.name == "keras_seq"
+    assert spec.layer_names[-1] == "probs"
+    assert spec.layers[0].config["kernel_regularizer"].l2 == pytest.approx(1e-3)
+    assert spec.layers[2].config["momentum"] == pytest.approx(0.9)
+
+
+@needs_functional
+def test_keras_saved_functional_graph_loads_with_equal_predictions():
+    ref = np.load(REFS / "keras_saved" / "functional_graph.npz")
+    model = load_model(REFS / "keras_saved" / "functional_graph.keras")
+    np.testing.assert_allclose(model.predict(ref["x"], verbose=0), ref["y"], atol=1e-5)
+
+
+# -- files written by cnnlab, opened by Keras (its predictions are in the refs) ----------
+
+@pytest.mark.parametrize("name", ["seq_all_layers", "seq_gap"])
+def test_cnnlab_written_file_predicts_as_keras_did(name):
+    d = REFS / "cnnlab_written"
+    model = load_model(d / f"{name}.keras")
+    keras_pred = np.load(d / f"{name}.keras_pred.npy")
+    np.testing.assert_allclose(model.predict(np.load(d / f"{name}.input.npy"), verbose=0),
+                               keras_pred, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["seq_all_layers", "seq_gap"])
+def test_cnnlab_still_writes_the_config_keras_opened(name, tmp_path):
+    # The committed file was opened by Keras; today's writer must produce the same config.
+    committed = REFS / "cnnlab_written" / f"{name}.keras"
+    model = load_model(committed)
+    model.save(tmp_path / "again.keras")
+    read = lambda p: json.loads(zipfile.ZipFile(p).read("config.json"))  # noqa: E731
+    assert read(tmp_path / "again.keras") == read(committed)
+
+
+def test_saved_file_has_keras_members_and_configs(tmp_path):
+    small_model().save(tmp_path / "m.keras")
+    z = zipfile.ZipFile(tmp_path / "m.keras")
+    assert z.namelist() == ["metadata.json", "config.json", "model.weights.h5"]
+    assert json.loads(z.read("metadata.json"))["keras_version"].startswith("3.")
+    config = json.loads(z.read("config.json"))
+    assert config["class_name"] == "Sequential" and config["module"] == "keras"
+    layers = config["config"]["layers"]
+    assert [l["class_name"] for l in layers] == ["InputLayer", "Conv2D", "MaxPooling2D",
+                                                 "BatchNormalization", "Flatten", "Dense"]
+    conv = layers[1]
+    assert conv["config"]["dtype"]["class_name"] == "DTypePolicy"
+    assert conv["config"]["kernel_initializer"] == {
+        "module": "keras.initializers", "class_name": "GlorotUniform",
+        "config": {"seed": None, "input_axes": None, "output_axes": None}, "registered_name": None}
+    assert conv["build_config"] == {"input_shape": [None, 6, 6, 1]}
+    assert conv["config"]["dilation_rate"] == [1, 1]  # Keras's defaults are written out
+    import h5py
+    with h5py.File(io.BytesIO(z.read("model.weights.h5"))) as f:
+        assert sorted(f["layers"]) == ["batch_normalization", "conv2d", "dense", "flatten",
+                                       "max_pooling2d"]
+        assert f["layers/conv2d/vars/0"].shape == (3, 3, 1, 3)
+        assert len(f["layers/batch_normalization/vars"]) == 4
+
+
+def test_round_trip_keeps_predictions_and_spec(tmp_path):
+    model = small_model()
+    model.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    x = batch((6, 6, 1))
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert [type(l) for l in again.to_spec().layers] == [type(l) for l in model.to_spec().layers]
+
+
+def test_compiled_model_round_trip_compiles_again(tmp_path):
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.save(tmp_path / "m.keras")
+    again = load_model(tmp_path / "m.keras")
+    x, y = batch((6, 6, 1)), cnnlab.utils.to_categorical(np.arange(5) % 4, 4)
+    assert again.evaluate(x, y, verbose=0) == pytest.approx(model.evaluate(x, y, verbose=0))
+    assert load_model(tmp_path / "m.keras", compile=False).loss is None
+
+
+# -- Keras 2 .h5 files --------------------------------------------------------------------
+
+def test_keras2_sequential_h5_loads_with_equal_predictions():
+    ref = np.load(REFS / "keras2" / "sequential.npz")
+    model = load_model(REFS / "keras2" / "sequential.h5")
+    np.testing.assert_allclose(model.predict(ref["x"], verbose=0), ref["y"], atol=1e-5)
+    assert model.optimizer.learning_rate == pytest.approx(0.002)  # from training_config
+
+
+@needs_functional
+def test_keras2_functional_h5_loads_with_equal_predictions():
+    ref = np.load(REFS / "keras2" / "functional.npz")
+    model = load_model(REFS / "keras2" / "functional.h5")
+    np.testing.assert_allclose(model.predict(ref["x"], verbose=0), ref["y"], atol=1e-5)
+
+
+def test_keras2_first_layer_batch_input_shape_is_the_input():
+    from cnnlab.saving.graph_config import spec_dict_from_keras
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "Dense", "config": {"name": "d", "units": 2, "activation": "relu",
+                                           "batch_input_shape": [None, 7], "dtype": "float32"}}]}}
+    d = spec_dict_from_keras(config, legacy=True)
+    assert d["input_shape"] == [7]
+    assert d["layers"] == [{"Dense": {"units": 2, "activation": "relu", "name": "d"}}]
+
+
+# -- weights files chosen by name ---------------------------------------------------------
+
+def _magic(path) -> bytes:
+    return Path(path).read_bytes()[:8]
+
+
+@pytest.mark.parametrize("name", ["w.weights.h5", "w.h5", "w.safetensors"])
+def test_weights_round_trip_by_suffix(name, tmp_path):
+    model, other = small_model(0), small_model(1)
+    model.save_weights(tmp_path / name)
+    other.load_weights(tmp_path / name)
+    x = batch((6, 6, 1))
+    np.testing.assert_array_equal(other.predict(x, verbose=0), model.predict(x, verbose=0))
+    is_hdf5 = _magic(tmp_path / name) == b"\x89HDF\r\n\x1a\n"
+    assert is_hdf5 == name.endswith(".h5")  # never one format under another's name
+
+
+def test_h5_weights_file_has_keras2_layout(tmp_path):
+    import h5py
+    small_model().save_weights(tmp_path / "w.h5")
+    with h5py.File(tmp_path / "w.h5") as f:
+        assert [n.decode() for n in f.attrs["layer_names"]] == [
+            "conv2d", "max_pooling2d", "batch_normalization", "flatten", "dense"]
+        assert [n.decode() for n in f["conv2d"].attrs["weight_names"]] == [
+            "conv2d/kernel:0", "conv2d/bias:0"]
+        assert f["dense/dense/kernel:0"].shape == (12, 4)
+
+
+def test_weights_from_a_keras_file(tmp_path):
+    model, other = small_model(0), small_model(1)
+    model.save(tmp_path / "m.keras")
+    other.load_weights(tmp_path / "m.keras")
+    x = batch((6, 6, 1))
+    np.testing.assert_array_equal(other.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_save_weights_wrong_suffix_is_refused(tmp_path):
+    with pytest.raises(RunError, match=r"The filename must end in `.weights.h5` .*"
+                                       r"Received: filepath=.*w\.pt"):
+        small_model().save_weights(tmp_path / "w.pt")
+    assert not (tmp_path / "w.pt").exists()
+
+
+def test_overwrite_false_keeps_the_file(tmp_path):
+    path = tmp_path / "w.weights.h5"
+    path.write_bytes(b"old")
+    with pytest.raises(RunError, match="already exists and overwrite=False"):
+        small_model().save_weights(path, overwrite=False)
+    assert path.read_bytes() == b"old"
+    small_model().save_weights(path, overwrite=True)
+    assert _magic(path) == b"\x89HDF\r\n\x1a\n"
+
+
+def test_weights_of_another_model_are_refused(tmp_path):
+    small_model().save_weights(tmp_path / "w.weights.h5")
+    other = cnnlab.models.Sequential([L.Dense(2, input_shape=(3,))])
+    with pytest.raises(RunError, match=r"w.weights.h5: layer 'dense' weight 0 has shape \(12, 4\). "
+                                       r"Expected \(3, 2\)"):
+        other.load_weights(tmp_path / "w.weights.h5")
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+def test_lambda_layer_is_refused_as_keras_safe_mode_does():
+    with pytest.raises(SpecError, match=r"Layer 'double' \(Lambda\): Requested the "
+                                        r"deserialization of a `Lambda` layer, which is "
+                                        r"arbitrary code that cnnlab will not run"):
+        load_model(REFS / "refused" / "lambda.keras")
+
+
+def test_unsupported_layer_is_named():
+    with pytest.raises(SpecError, match=r"Layer 'norm' \(LayerNormalization\) is not "
+                                        r"supported by cnnlab. Supported layers: .*Conv2D"):
+        load_model(REFS / "refused" / "unsupported_layer.keras")
+
+
+def test_unsupported_setting_is_named():
+    with pytest.raises(SpecError, match=r"Layer 'dil' \(Conv2D\): cnnlab does not support "
+                                        r"`dilation_rate=\[2, 2\]` \(only Keras's default "
+                                        r"\[1, 1\]\)"):
+        load_model(REFS / "refused" / "unsupported_setting.keras")
+
+
+def _rezip(src, dst, drop=None, replace=None):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for name in zin.namelist():
+            if name != drop:
+                zout.writestr(name, (replace or {}).get(name, zin.read(name)))
+
+
+def test_custom_object_is_refused(tmp_path):
+    src = REFS / "keras_saved" / "seq_gap.keras"
+    config = json.loads(zipfile.ZipFile(src).read("config.json"))
+    config["config"]["layers"][1].update(module="my_project.layers", registered_name="MyConv")
+    _rezip(src, tmp_path / "c.keras", replace={"config.json": json.dumps(config)})
+    with pytest.raises(SpecError, match=r"custom object 'MyConv' \(module 'my_project.layers'\)"):
+        load_model(tmp_path / "c.keras")
+
+
+def test_corrupt_zip_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(RunError, match=r"not a valid .keras file \(a zip archive\)"):
+        load_model(tmp_path / "bad.keras")
+
+
+def test_missing_member_is_named(tmp_path):
+    _rezip(REFS / "keras_saved" / "seq_gap.keras", tmp_path / "m.keras", drop="model.weights.h5")
+    with pytest.raises(RunError, match=r"not a valid .keras file \(the zip has no "
+                                       r"model.weights.h5\)"):
+        load_model(tmp_path / "m.keras")
+
+
+def test_oversized_member_is_refused(tmp_path, monkeypatch):
+    from cnnlab.saving import keras_format
+    monkeypatch.setattr(keras_format, "MAX_JSON_BYTES", 100)
+    with pytest.raises(RunError, match="config.json is .* bytes, more than the 100 allowed"):
+        load_model(REFS / "keras_saved" / "seq_gap.keras")
+
+
+def test_load_model_suffixes_and_options(tmp_path):
+    with pytest.raises(RunError, match=r"File format not supported: filepath=.*m\.pt"):
+        load_model(tmp_path / "m.pt")
+    with pytest.raises(RunError, match=r"File not found: filepath=.*missing\.keras"):
+        load_model(tmp_path / "missing.keras")
+    with pytest.raises(RunError, match="custom_objects are not supported"):
+        load_model(REFS / "keras_saved" / "seq_gap.keras", custom_objects={"X": object})
+    with pytest.raises(RunError, match="safe_mode=False is not supported"):
+        load_model(REFS / "keras_saved" / "seq_gap.keras", safe_mode=False)
+    small_model().save_weights(tmp_path / "w.h5")
+    with pytest.raises(RunError, match="no `model_config` attribute\\): it is a weights file"):
+        load_model(tmp_path / "w.h5")
+
+
+def test_model_save_suffixes(tmp_path):
+    with pytest.raises(RunError, match=r"Invalid filepath extension for saving. Please add a "
+                                       r"`.keras` extension"):
+        small_model().save(tmp_path / "m.model")
+    with pytest.raises(RunError, match=r"legacy `.h5` model files are read-only here. Use "
+                                       r"model.save\('m.keras'\)"):
+        small_model().save(tmp_path / "m.h5")
+
+
+def test_errors_are_cnnlab_errors():
+    assert issubclass(RunError, CnnlabError) and issubclass(SpecError, CnnlabError)
+
+
+def test_import_cnnlab_does_not_import_h5py():
+    code = ("import sys, cnnlab, cnnlab.models; m = cnnlab.models.Sequential(); "
+            "print('h5py' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
