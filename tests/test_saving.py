@@ -305,3 +305,43 @@ def test_import_cnnlab_does_not_import_h5py():
             "print('h5py' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- the functional writer, on a hand-built graph spec (tests/fake_graph.py) --------------
+
+def test_functional_file_read_by_keras_has_our_weights_and_connections():
+    d = REFS / "cnnlab_written"
+    ours = np.load(d / "fake_functional.weights.npz")
+    keras_read = np.load(d / "fake_functional.keras_read.npz")
+    assert sorted(keras_read.files) == sorted(ours.files)
+    for key in ours.files:
+        np.testing.assert_array_equal(keras_read[key], ours[key])
+    layers = json.loads((d / "fake_functional.keras_layers.json").read_text())
+    from fake_graph import residual_spec
+    spec = residual_spec()
+    expected = [["image", "InputLayer", []]]
+    for name in ("a", "b", "add", "shared"):
+        calls = [n for n in spec.nodes if n.layer_name == name]
+        ins = [[[None, *s], r.partition("@")[0]] for n in calls
+               for s, r in zip(n.input_shapes, n.inbound)]
+        expected.append([name, "Add" if name == "add" else "Conv2D", ins])
+    assert layers == expected
+
+
+def test_functional_writer_still_writes_what_keras_read(tmp_path):
+    import importlib.util
+    spec_ = importlib.util.spec_from_file_location("make_cnnlab_files",
+                                                   REFS / "make_cnnlab_files.py")
+    maker = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(maker)
+    model, _ = maker.fake_functional(np.random.default_rng(8))
+    from cnnlab.saving.keras_format import save_keras
+    save_keras(model, tmp_path / "f.keras")
+    read = lambda p: json.loads(zipfile.ZipFile(p).read("config.json"))  # noqa: E731
+    config = read(tmp_path / "f.keras")
+    assert config == read(REFS / "cnnlab_written" / "fake_functional.keras")
+    assert config["config"]["input_layers"] == ["image", 0, 0]
+    assert config["config"]["output_layers"] == [["shared", 0, 0], ["shared", 1, 0]]
+    shared = config["config"]["layers"][-1]
+    assert [n["args"][0]["config"]["keras_history"] for n in shared["inbound_nodes"]] == [
+        ["add", 0, 0], ["a", 0, 0]]

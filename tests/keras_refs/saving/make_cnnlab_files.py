@@ -35,6 +35,31 @@ def models():
     yield "seq_gap", compiled
 
 
+def fake_functional(rng):
+    """The hand-built graph spec of tests/fake_graph.py (no graph builder needed), with
+    layer objects that hold seeded weights: the functional writer checked by Keras itself."""
+    import sys
+    from types import SimpleNamespace
+    sys.path.insert(0, str(OUT.parents[2]))
+    from fake_graph import residual_spec
+    spec = residual_spec()
+    shapes = {"image": [], "a": [(3, 3, 2, 4), (4,)], "b": [(1, 1, 2, 4), (4,)], "add": [],
+              "shared": [(1, 1, 4, 4), (4,)]}
+    layers = [SimpleNamespace(name=n, weights=[rng.normal(size=s).astype("float32") for s in ss])
+              for n, ss in shapes.items()]
+    for layer in layers:
+        layer.get_weights = lambda layer=layer: layer.weights
+    return SimpleNamespace(layers=layers, to_spec=lambda: spec), spec
+
+
+def write_fake_functional(rng):
+    from cnnlab.saving.keras_format import save_keras
+    model, _ = fake_functional(rng)
+    save_keras(model, OUT / "fake_functional.keras")
+    np.savez(OUT / "fake_functional.weights.npz",
+             **{f"{l.name}_{i}": w for l in model.layers for i, w in enumerate(l.weights)})
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     rng = np.random.default_rng(7)
@@ -48,6 +73,7 @@ def main():
         np.save(OUT / f"{name}.input.npy", rng.normal(size=(4, *shape)).astype("float32"))
         model.save(OUT / f"{name}.keras")
         print(f"wrote {OUT / name}.keras")
+    write_fake_functional(np.random.default_rng(8))
 
 
 if __name__ == "__main__":
