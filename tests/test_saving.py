@@ -345,3 +345,14 @@ def test_functional_writer_still_writes_what_keras_read(tmp_path):
     shared = config["config"]["layers"][-1]
     assert [n["args"][0]["config"]["keras_history"] for n in shared["inbound_nodes"]] == [
         ["add", 0, 0], ["a", 0, 0]]
+
+
+def test_model_checkpoint_writes_a_keras_model_file(tmp_path):
+    model = small_model()
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    x, y = batch((6, 6, 1)), cnnlab.utils.to_categorical(np.arange(5) % 4, 4)
+    path = tmp_path / "best.keras"
+    model.fit(x, y, epochs=1, batch_size=5, verbose=0,
+              callbacks=[cnnlab.callbacks.ModelCheckpoint(str(path))])
+    again = load_model(path)
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
