@@ -288,12 +288,32 @@ def test_load_model_suffixes_and_options(tmp_path):
 
 
 def test_model_save_suffixes(tmp_path):
-    with pytest.raises(RunError, match=r"Invalid filepath extension for saving. Please add a "
-                                       r"`.keras` extension"):
+    with pytest.raises(RunError, match=r"Invalid filepath extension for saving. Please add "
+                                       r"either a `.keras` extension .* or a `.h5` extension. "
+                                       r"Received: filepath=.*m\.model"):
         small_model().save(tmp_path / "m.model")
-    with pytest.raises(RunError, match=r"legacy `.h5` model files are read-only here. Use "
-                                       r"model.save\('m.keras'\)"):
-        small_model().save(tmp_path / "m.h5")
+    with pytest.raises(RunError, match=r"The following argument\(s\) are not supported: "
+                                       r"\['save_format'\]"):
+        small_model().save(tmp_path / "m.keras", save_format="tf")
+
+
+def test_legacy_h5_model_written_by_cnnlab_predicts_as_keras_did():
+    d = REFS / "cnnlab_written"
+    model = load_model(d / "seq_gap_legacy.h5")
+    np.testing.assert_allclose(model.predict(np.load(d / "seq_gap.input.npy"), verbose=0),
+                               np.load(d / "seq_gap_legacy.keras_pred.npy"), atol=1e-5)
+    assert model.optimizer.learning_rate == pytest.approx(0.003)
+
+
+def test_legacy_h5_round_trip_warns_as_keras(tmp_path):
+    model = small_model()
+    with pytest.warns(UserWarning, match="You are saving your model as an HDF5 file via "
+                                         r"`model.save\(\)`. This file format is considered "
+                                         "legacy"):
+        model.save(tmp_path / "m.h5")
+    x = batch((6, 6, 1))
+    np.testing.assert_array_equal(load_model(tmp_path / "m.h5").predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
 
 
 def test_errors_are_cnnlab_errors():

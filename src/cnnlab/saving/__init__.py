@@ -23,21 +23,22 @@ __all__ = ["save_model", "load_model", "save_weights", "load_weights"]
 
 
 def save_model(model, filepath, overwrite: bool = True, **kwargs) -> None:
-    """Keras's `model.save`: a `.keras` file (Keras 3's format)."""
+    """Keras's `model.save`: a `.keras` file (Keras 3's format), or legacy `.h5` with a warning."""
+    kwargs.pop("include_optimizer", None)  # Keras accepts it; cnnlab stores no optimizer state
     if kwargs:
         raise RunError(f"The following argument(s) are not supported: {list(kwargs)}")
     name = str(filepath)
-    if name.endswith((".h5", ".hdf5")):
-        raise RunError("cnnlab writes models as `.keras` files (Keras 3's format, which "
-                       "Keras 3 opens with keras.models.load_model); legacy `.h5` model files "
-                       f"are read-only here. Use model.save('{Path(name).stem}.keras'), or "
-                       f"save_weights('{Path(name).stem}.weights.h5'). Received: filepath={name}.")
-    if not name.endswith(".keras"):
-        raise RunError("Invalid filepath extension for saving. Please add a `.keras` extension "
-                       f"for the native Keras format. Received: filepath={name}.")
     if not overwrite and Path(name).exists():
         raise RunError(f"{name} already exists and overwrite=False. Pass overwrite=True to "
                        "replace it.")
+    if name.endswith((".h5", ".hdf5")):
+        from .h5_legacy import save_h5_model
+        save_h5_model(model, filepath)
+        return
+    if not name.endswith(".keras"):
+        raise RunError("Invalid filepath extension for saving. Please add either a `.keras` "
+                       "extension for the native Keras format (recommended) or a `.h5` "
+                       f"extension. Received: filepath={name}.")
     from .keras_format import save_keras
     save_keras(model, filepath)
 

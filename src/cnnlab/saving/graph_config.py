@@ -124,9 +124,8 @@ def _functional_layers(spec) -> list:
                            "keras_history": _history(ref)}}
 
     out = []
-    input_names = {i.name for i in spec.inputs}
     for item in keras_layer_order(spec):
-        if getattr(item, "name", None) in input_names and not hasattr(item, "keras_name"):
+        if any(item is i for i in spec.inputs):
             entry = input_layer_to_keras(item.name, item.shape)
             entry.update(name=item.name, inbound_nodes=[])
             out.append(entry)

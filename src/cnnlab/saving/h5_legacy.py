@@ -1,6 +1,7 @@
 """Keras 2's HDF5 files: full models (`model.save("m.h5")` in tf.keras) and weights files.
 
     >>> model = load_h5_model("keras2_model.h5")       # model_config attribute + model_weights
+    >>> save_h5_model(model, "m.h5")                   # as Keras 3's legacy model.save("m.h5")
     >>> load_weights_file(model, model.to_spec(), "w.h5")
     >>> write_weights_group(h5file, model, spec)       # what tf.keras's save_weights("w.h5") wrote
 
@@ -18,12 +19,14 @@ did). Only numeric datasets and string attributes are read.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import RunError, SpecError
 from .graph_config import is_sequential
+from .keras_config import vocab
 from .keras_format import h5py, model_from_config
 from .model_weights import shapes_tree, weights_tree
 
@@ -130,6 +133,34 @@ def load_weights_file(model, spec, path) -> None:
         raise RunError(f"Cannot read {path}: not a valid HDF5 file ({err}).") from None
 
 
+def save_h5_model(model, path) -> None:
+    """Keras 3's legacy `model.save("m.h5")`: the Keras 3 config in Keras 2's HDF5 layout."""
+    import io
+
+    from ..io import atomic_write
+    from .compile_config import compile_to_keras
+    from .graph_config import model_to_keras
+    warnings.warn("You are saving your model as an HDF5 file via `model.save()`. This file "
+                  "format is considered legacy. We recommend using instead the native Keras "
+                  "format, e.g. `model.save('my_model.keras')`.", stacklevel=3)
+    spec = model.to_spec()
+    config = model_to_keras(spec)
+    config.pop("compile_config")
+    compile_config = compile_to_keras(model)
+    buf = io.BytesIO()
+    with h5py().File(buf, "w") as f:
+        f.attrs["keras_version"] = vocab()["keras_version"]
+        f.attrs["backend"] = "torch"
+        f.attrs["model_config"] = json.dumps(config)
+        if compile_config:
+            f.attrs["training_config"] = json.dumps(
+                {"loss": compile_config["loss"], "metrics": compile_config["metrics"],
+                 "weighted_metrics": None, "loss_weights": None,
+                 "optimizer_config": compile_config["optimizer"]})
+        write_weights_group(f.create_group("model_weights"), model, spec)
+    atomic_write(path, buf.getvalue())
+
+
 def load_h5_model(path, compile: bool = True):
     """A model saved by Keras 2's (or Keras 3's legacy) `model.save("m.h5")`."""
     path = Path(path)
@@ -163,4 +194,5 @@ def load_h5_model(path, compile: bool = True):
     return model
 
 
-__all__ = ["load_h5_model", "load_weights_file", "write_weights_group", "SpecError"]
+__all__ = ["load_h5_model", "save_h5_model", "load_weights_file", "write_weights_group",
+           "SpecError"]

@@ -72,6 +72,8 @@ def main():
         shape = model.to_spec().input_shape
         np.save(OUT / f"{name}.input.npy", rng.normal(size=(4, *shape)).astype("float32"))
         model.save(OUT / f"{name}.keras")
+        if name == "seq_gap":  # Keras 3's legacy .h5 too
+            model.save(OUT / f"{name}_legacy.h5")
         print(f"wrote {OUT / name}.keras")
     write_fake_functional(np.random.default_rng(8))
 

@@ -8,7 +8,7 @@
    installable here), written with h5py as tf.keras's save_model_to_hdf5 wrote them,
    then opened by Keras 3's own legacy loader, whose predictions go to <name>.npz:
    so the fixture's format is the one Keras reads, not one cnnlab invented.
-3. cnnlab_written/<name>.keras (made by make_cnnlab_files.py): opened with
+3. cnnlab_written/<name>.keras and <name>_legacy.h5 (made by make_cnnlab_files.py): opened with
    keras.models.load_model; Keras's predictions on <name>.input.npy are stored
    as <name>.keras_pred.npy, with Keras's summary of the file.
 4. refused/: a Lambda model and an unsupported layer, for the error tests.
@@ -149,6 +149,7 @@ def keras2_files():
                ("flatten", []), ("dropout", []),
                ("dense", [("kernel", rnd(27, 4)), ("bias", rnd(4))])]
     training = {"loss": "categorical_crossentropy", "metrics": ["accuracy"],
+                "weighted_metrics": None, "loss_weights": None,
                 "optimizer_config": {"class_name": "Adam", "config": {"name": "Adam",
                                                                       "learning_rate": 0.002}}}
     write_k2(d / "sequential.h5", seq, weights, training)
@@ -168,7 +169,7 @@ def keras2_files():
                 ("dense_2", [("kernel", rnd(5, 2)), ("bias", rnd(2))])]
     write_k2(d / "functional.h5", fun, fweights)
     for name, shape in (("sequential", (8, 8, 1)), ("functional", (6,))):
-        model = keras.models.load_model(d / f"{name}.h5", compile=False)
+        model = keras.models.load_model(d / f"{name}.h5")  # compiles from training_config
         x = rnd(3, *shape)
         np.savez(d / f"{name}.npz", x=x, y=model.predict(x, verbose=0))
 
@@ -195,6 +196,11 @@ def keras_open_cnnlab_files():
         lines = []
         model.summary(print_fn=lambda s, line_break=None: lines.append(s))
         (d / f"{path.stem}.keras_summary.txt").write_text("\n".join(lines) + "\n")
+        print(f"Keras opened {path.name}")
+    for path in sorted(d.glob("*_legacy.h5")):
+        model = keras.models.load_model(path)
+        x = np.load(d / f"{path.stem.removesuffix('_legacy')}.input.npy")
+        np.save(d / f"{path.stem}.keras_pred.npy", model.predict(x, verbose=0))
         print(f"Keras opened {path.name}")
 
 
