@@ -136,7 +136,7 @@ CASES = [
          cfg("c.yaml", layers=[{"Conv2D": {"filters": 4, "kernel_size": 9}}, "Flatten",
                                {"Dense": {"units": 3}}])),
     Case("unknown layer", TRAIN, 3, "Layer 0 (Conv3D): Unknown layer 'Conv3D'. Expected one of: "
-         "Activation, AveragePooling2D,", cfg("c.yaml", layers=[{"Conv3D": {"filters": 4}}])),
+         "Activation, Add, Average,", cfg("c.yaml", layers=[{"Conv3D": {"filters": 4}}])),
     Case("bad layer argument", TRAIN, 3, "Layer 1 (Dense): Invalid value for argument `units`. "
          "Expected a strictly positive integer. Received units=-3.",
          cfg("c.yaml", layers=["Flatten", {"Dense": {"units": -3}}])),

@@ -24,8 +24,10 @@ class Layer:
     auto_name: ClassVar[str] = "layer"      # prefix of generated names: conv2d, conv2d_1, ...
     POSITIONAL: ClassVar[tuple[str, ...]] = ()
     ARGS: ClassVar[dict[str, Any]] = {}     # Keras argument -> default (REQUIRED if none)
+    multi_input: ClassVar[bool] = False     # merge layers read a list of tensors
 
-    def __init__(self, *args, name: str | None = None, input_shape=None, **kwargs):
+    def __init__(self, *args, name: str | None = None, input_shape=None, trainable=True,
+                 **kwargs):
         if len(args) > len(self.POSITIONAL):
             raise SpecError(f"{self.keras_name} takes at most {len(self.POSITIONAL)} positional "
                             f"arguments ({', '.join(self.POSITIONAL) or 'none'}). "
@@ -46,7 +48,10 @@ class Layer:
         if name is not None and (not isinstance(name, str) or not name):
             raise SpecError(f"Invalid value for argument `name`. Expected a non-empty string. "
                             f"Received name={name!r}.")
-        self.name = name
+        self._name = name
+        self._trainable = boolean(trainable, "trainable")
+        self._module = None      # the torch module holding its weights, once a model built it
+        self._owner_name = None  # the name the model that built it gave it (Keras's auto name)
         self.input_shape = None if input_shape is None else shape_tuple(input_shape, "input_shape")
         config = {k: d for k, d in self.ARGS.items() if d is not REQUIRED}
         config.update(given)
@@ -71,15 +76,78 @@ class Layer:
     def get_config(self) -> dict:
         """The arguments as written in a spec (user-given ones, normalized)."""
         out = {k: to_plain(v) for k, v in self.given.items()}
-        if self.name is not None:
-            out["name"] = self.name
+        if self._name is not None:
+            out["name"] = self._name
+        if not self._trainable:
+            out["trainable"] = False
         return out
 
     def __getattr__(self, key):
         config = self.__dict__.get("config")
         if config is not None and key in config:
             return config[key]
-        raise AttributeError(key)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {key!r}")
+
+    # -- the layer object (functional API, weights: layers/objects.py) -------
+    @property
+    def name(self) -> str:
+        """The name given, else the one its model gave it (Keras's conv2d, conv2d_1, ...)."""
+        return self._name or self._owner_name or self.auto_name
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = boolean(value, "trainable")
+        if self._module is not None:
+            from .objects import apply_trainable
+            apply_trainable(self._module, self._trainable)
+
+    def __call__(self, inputs, *args, **kwargs):
+        from .objects import call_layer
+        return call_layer(self, inputs, *args, **kwargs)
+
+    def get_weights(self) -> list:
+        """Its weights as NumPy arrays in Keras's order and layout ([] until built)."""
+        from .objects import get_weights
+        return get_weights(self)
+
+    def set_weights(self, weights) -> None:
+        from .objects import set_weights
+        set_weights(self, weights)
+
+    @property
+    def weights(self) -> list:
+        from .objects import variables
+        return variables(self)
+
+    @property
+    def trainable_weights(self) -> list:
+        return [v for v in self.weights if v.trainable]
+
+    @property
+    def non_trainable_weights(self) -> list:
+        return [v for v in self.weights if not v.trainable]
+
+    @property
+    def kernel(self):
+        from .objects import variable
+        return variable(self, "kernel")
+
+    @property
+    def bias(self):
+        from .objects import variable
+        return variable(self, "bias")
+
+    def count_params(self) -> int:
+        from .objects import count_params
+        return count_params(self)
+
+    @property
+    def built(self) -> bool:
+        return self._module is not None
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -87,7 +155,7 @@ class Layer:
 
     def __eq__(self, other):
         return (type(self) is type(other) and self.config == other.config
-                and self.name == other.name)
+                and self._name == other._name and self._trainable == other._trainable)
 
     __hash__ = None
 

@@ -81,7 +81,7 @@ def _targets(y, n: int, loss: Loss, num_outputs: int, what: str):
 
 def check_output(spec, loss: Loss) -> None:
     """A classifier's last layer must give one vector per image: (None, classes)."""
-    out = spec.output_shapes[-1]
+    out = spec.output_shape
     if loss.target in ("onehot", "index", "binary") and len(out) != 1:
         from ..errors import SpecError
         shape = "(None, " + ", ".join(map(str, out)) + ")"

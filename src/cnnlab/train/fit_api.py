@@ -156,7 +156,7 @@ class FitMixin:
             outs.append(net(xb.to(self.device)).cpu())
         net.train(was)
         if not outs:
-            return np.zeros((0, *spec.output_shapes[-1]), np.float32)
+            return np.zeros((0, *spec.output_shape), np.float32)
         return torch.cat(outs).numpy()
 
     def __call__(self, x):
