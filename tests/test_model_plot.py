@@ -7,7 +7,15 @@ from cnnlab import layers as L
 from cnnlab.errors import ConfigError
 from cnnlab.model_plot import _box_sizes, _place, _routes, graph_of, layout
 
-from fake_graph import residual_spec
+
+
+def residual_spec():
+    """image -> a, b; add = a + b; `shared` called on add and again on a."""
+    x = cnnlab.Input(shape=(6, 6, 2), name="image")
+    a = L.Conv2D(4, 3, padding="same", name="a")(x)
+    s = L.Add(name="add")([a, L.Conv2D(4, 1, name="b")(x)])
+    shared = L.Conv2D(4, 1, name="shared")
+    return cnnlab.Model(x, L.Concatenate(name="cat")([shared(s), shared(a)])).to_spec()
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -49,12 +57,13 @@ def test_labels_follow_keras_options():
 
 def test_branches_stand_side_by_side_and_skips_go_around():
     boxes, edges = graph_of(residual_spec())
-    assert [b.name for b in boxes] == ["image", "a", "b", "add", "shared"]
+    assert [b.name for b in boxes] == ["image", "a", "b", "add", "shared", "cat"]
     # the shared layer is one box with one arrow per call
     assert edges == [("image", "a"), ("image", "b"), ("a", "add"), ("b", "add"),
-                     ("add", "shared"), ("a", "shared")]
+                     ("add", "shared"), ("a", "shared"), ("shared", "cat")]
     pos = layout(boxes, edges)
-    assert pos == {"image": (0, 0), "a": (1, 0), "b": (1, 1), "add": (2, 0), "shared": (3, 0)}
+    assert pos == {"image": (0, 0), "a": (1, 0), "b": (1, 1), "add": (2, 0), "shared": (3, 0),
+                   "cat": (4, 0)}
     labels = {b.name: (b.name, []) for b in boxes}
     centre, ext, ranks, step = _place(pos, _box_sizes(labels), "TB")
     assert centre["a"][0] == centre["b"][0] and centre["a"][1] < centre["b"][1]

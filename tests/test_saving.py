@@ -5,6 +5,7 @@ The references under tests/keras_refs/saving/ were made once by real Keras 3.15.
 """
 import io
 import json
+from contextlib import nullcontext
 import subprocess
 import sys
 import zipfile
@@ -19,8 +20,6 @@ from cnnlab.errors import CnnlabError, RunError, SpecError
 from cnnlab.models import load_model
 
 REFS = Path(__file__).parent / "keras_refs" / "saving"
-needs_functional = pytest.mark.skipif(not hasattr(cnnlab.models, "Model"),
-                                      reason="the functional API (issue 15 item 2) is not on this branch")
 
 
 def small_model(seed=0):
@@ -56,16 +55,60 @@ def test_keras_saved_names_and_settings_survive():
     assert spec.layers[2].config["momentum"] == pytest.approx(0.9)
 
 
-@needs_functional
 def test_keras_saved_functional_graph_loads_with_equal_predictions():
     ref = np.load(REFS / "keras_saved" / "functional_graph.npz")
     model = load_model(REFS / "keras_saved" / "functional_graph.keras")
     np.testing.assert_allclose(model.predict(ref["x"], verbose=0), ref["y"], atol=1e-5)
+    assert [l.name for l in model.layers] == ["image", "a", "b", "add", "shared", "cat", "head",
+                                              "out"]
+    # the names Keras gave the nested layers (its counter is per session, hence _1, _2)
+    assert model.get_layer("head").spec.layer_names == ("global_average_pooling2d_1", "dense_2")
+
+
+def test_functional_config_as_keras_writes_it(tmp_path):
+    model = load_model(REFS / "cnnlab_written" / "functional_graph.keras")
+    model.save(tmp_path / "f.keras")
+    z = zipfile.ZipFile(tmp_path / "f.keras")
+    config = json.loads(z.read("config.json"))
+    assert config["class_name"] == "Functional" and config["registered_name"] == "Functional"
+    assert config["config"]["input_layers"] == ["image", 0, 0]
+    assert config["config"]["output_layers"] == ["out", 0, 0]
+    by_name = {l["name"]: l for l in config["config"]["layers"]}
+    assert [n["args"][0]["config"]["keras_history"] for n in by_name["shared"]["inbound_nodes"]] \
+        == [["add", 0, 0], ["a", 0, 0]]
+    assert [t["config"]["keras_history"] for t in by_name["cat"]["inbound_nodes"][0]["args"][0]] \
+        == [["shared", 0, 0], ["shared", 1, 0]]
+    assert by_name["head"]["class_name"] == "Sequential"
+    assert by_name["head"]["inbound_nodes"][0]["kwargs"] == {"mask": None}
+    import h5py
+    with h5py.File(io.BytesIO(z.read("model.weights.h5"))) as f:
+        assert sorted(f["layers"]) == ["activation", "add", "concatenate", "conv2d", "conv2d_1",
+                                       "conv2d_2", "input_layer", "sequential"]
+        assert f["layers/conv2d_2/vars"].attrs["name"] == "shared"
+        assert f["layers/sequential/layers/dense/vars/0"].shape == (8, 5)
+
+
+def test_functional_round_trip_through_every_format(tmp_path):
+    model = load_model(REFS / "cnnlab_written" / "functional_graph.keras")
+    x = np.load(REFS / "cnnlab_written" / "functional_graph.input.npy")
+    expected = model.predict(x, verbose=0)
+    for name in ("f.keras", "f.h5"):
+        with pytest.warns(UserWarning, match="legacy") if name.endswith(".h5") else nullcontext():
+            model.save(tmp_path / name)
+        np.testing.assert_array_equal(load_model(tmp_path / name).predict(x, verbose=0), expected)
+    fresh = cnnlab.Model.from_spec(model.to_spec())
+    for name in ("w.weights.h5", "w.h5", "w.safetensors"):
+        model.save_weights(tmp_path / name)
+        fresh.load_weights(tmp_path / name)
+        np.testing.assert_array_equal(fresh.predict(x, verbose=0), expected)
 
 
 # -- files written by cnnlab, opened by Keras (its predictions are in the refs) ----------
 
-@pytest.mark.parametrize("name", ["seq_all_layers", "seq_gap"])
+WRITTEN = ["seq_all_layers", "seq_gap", "functional_graph", "nested_in_sequential"]
+
+
+@pytest.mark.parametrize("name", WRITTEN)
 def test_cnnlab_written_file_predicts_as_keras_did(name):
     d = REFS / "cnnlab_written"
     model = load_model(d / f"{name}.keras")
@@ -74,7 +117,7 @@ def test_cnnlab_written_file_predicts_as_keras_did(name):
                                keras_pred, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["seq_all_layers", "seq_gap"])
+@pytest.mark.parametrize("name", WRITTEN)
 def test_cnnlab_still_writes_the_config_keras_opened(name, tmp_path):
     # The committed file was opened by Keras; today's writer must produce the same config.
     committed = REFS / "cnnlab_written" / f"{name}.keras"
@@ -137,7 +180,6 @@ def test_keras2_sequential_h5_loads_with_equal_predictions():
     assert model.optimizer.learning_rate == pytest.approx(0.002)  # from training_config
 
 
-@needs_functional
 def test_keras2_functional_h5_loads_with_equal_predictions():
     ref = np.load(REFS / "keras2" / "functional.npz")
     model = load_model(REFS / "keras2" / "functional.h5")
@@ -325,46 +367,6 @@ def test_import_cnnlab_does_not_import_h5py():
             "print('h5py' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-
-
-# -- the functional writer, on a hand-built graph spec (tests/fake_graph.py) --------------
-
-def test_functional_file_read_by_keras_has_our_weights_and_connections():
-    d = REFS / "cnnlab_written"
-    ours = np.load(d / "fake_functional.weights.npz")
-    keras_read = np.load(d / "fake_functional.keras_read.npz")
-    assert sorted(keras_read.files) == sorted(ours.files)
-    for key in ours.files:
-        np.testing.assert_array_equal(keras_read[key], ours[key])
-    layers = json.loads((d / "fake_functional.keras_layers.json").read_text())
-    from fake_graph import residual_spec
-    spec = residual_spec()
-    expected = [["image", "InputLayer", []]]
-    for name in ("a", "b", "add", "shared"):
-        calls = [n for n in spec.nodes if n.layer_name == name]
-        ins = [[[None, *s], r.partition("@")[0]] for n in calls
-               for s, r in zip(n.input_shapes, n.inbound)]
-        expected.append([name, "Add" if name == "add" else "Conv2D", ins])
-    assert layers == expected
-
-
-def test_functional_writer_still_writes_what_keras_read(tmp_path):
-    import importlib.util
-    spec_ = importlib.util.spec_from_file_location("make_cnnlab_files",
-                                                   REFS / "make_cnnlab_files.py")
-    maker = importlib.util.module_from_spec(spec_)
-    spec_.loader.exec_module(maker)
-    model, _ = maker.fake_functional(np.random.default_rng(8))
-    from cnnlab.saving.keras_format import save_keras
-    save_keras(model, tmp_path / "f.keras")
-    read = lambda p: json.loads(zipfile.ZipFile(p).read("config.json"))  # noqa: E731
-    config = read(tmp_path / "f.keras")
-    assert config == read(REFS / "cnnlab_written" / "fake_functional.keras")
-    assert config["config"]["input_layers"] == ["image", 0, 0]
-    assert config["config"]["output_layers"] == [["shared", 0, 0], ["shared", 1, 0]]
-    shared = config["config"]["layers"][-1]
-    assert [n["args"][0]["config"]["keras_history"] for n in shared["inbound_nodes"]] == [
-        ["add", 0, 0], ["a", 0, 0]]
 
 
 def test_model_checkpoint_writes_a_keras_model_file(tmp_path):

@@ -43,8 +43,9 @@ def graph_of(spec) -> tuple[list[Box], list[tuple[str, str]]]:
             boxes.append(Box(name, layer.keras_name, [shape_in], shape_out, _activation(layer),
                              bool(getattr(layer, "trainable", True))))
         return boxes, [(a.name, b.name) for a, b in zip(boxes, boxes[1:])]
-    boxes = {i.name: Box(i.name, "InputLayer", [], tuple(i.shape)) for i in spec.inputs}
-    producer = {i.name: i.name for i in spec.inputs}
+    names = spec.input_names
+    boxes = {n: Box(n, "InputLayer", [], tuple(i.shape)) for n, i in zip(names, spec.inputs)}
+    producer = {n: n for n in names}
     edges = []
     for node in spec.nodes:
         if node.layer_name not in boxes:
@@ -116,6 +117,10 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
     if Path(to_file).suffix.lower() != ".png":
         raise ConfigError(f"plot_model writes PNG files. Expected `to_file` ending in .png. "
                           f"Received to_file={str(to_file)!r}.")
+    if expand_nested:
+        import warnings
+        warnings.warn("plot_model: expand_nested=True is not supported by cnnlab; a nested "
+                      "model is drawn as one box.", stacklevel=2)
     spec = model.to_spec() if hasattr(model, "to_spec") else model
     boxes, edges = graph_of(spec)
     labels = {b.name: _label(b, show_shapes, show_layer_names, show_layer_activations,

@@ -3,9 +3,9 @@
     >>> config = model_to_keras(spec)                 # the dict Keras writes as config.json
     >>> spec_dict = spec_dict_from_keras(config)      # cnnlab's YAML form -> ModelSpec.from_dict
 
-`keras_layer_order(spec)` is Keras's own `model.layers` order for a graph (its
-`map_graph`: operations by decreasing depth, ties in first-visit order); the
-weights file names each layer's group by that position, so it must match.
+`keras_layer_order(spec)` is Keras's own `model.layers` order for a graph (the
+spec's `keras_order`, Keras's map_graph); the weights file names each layer's
+group by its place in that order.
 """
 from __future__ import annotations
 
@@ -36,42 +36,21 @@ def _history(ref: str) -> list:
 
 
 def keras_layer_order(spec) -> list:
-    """Keras's `model.layers` for a functional spec: InputSpec and Layer objects."""
-    nodes = {n.ref: n for n in spec.nodes}
-    inputs = {i.name: i for i in spec.inputs}
-    indices, order, done = {}, [], set()
-
-    def op_of(ref):
-        return inputs[ref].name if ref in inputs else nodes[ref].layer_name
-
-    def visit(ref):  # Keras's _build_map_helper: depth-first from the outputs
-        if ref in done:
-            return
-        indices.setdefault(op_of(ref), len(indices))
-        if ref in nodes:
-            for parent in nodes[ref].inbound:
-                visit(parent)
-        done.add(ref)
-        order.append(ref)
-
-    for out in spec.outputs:
-        visit(out)
-    node_depth, op_depth = {}, {}
-    for ref in reversed(order):
-        depth = max(node_depth.setdefault(ref, 0), op_depth.get(op_of(ref), 0))
-        op_depth[op_of(ref)] = node_depth[ref] = depth
-        for parent in (nodes[ref].inbound if ref in nodes else ()):
-            node_depth[parent] = max(depth + 1, node_depth.get(parent, 0))
-    for name in inputs:  # unused inputs are kept, first
-        if name not in op_depth:
-            op_depth[name], indices[name] = 0, -1
-    by_name = {**inputs, **{n.layer_name: n.layer for n in spec.nodes}}
-    ops = sorted(op_depth, key=lambda op: (-op_depth[op], indices[op]))
-    return [by_name[op] for op in ops]
+    """Keras's `model.layers` of a functional spec: ("input", name, shape) or ("layer", name,
+    layer) entries. The spec holds Keras's order (its map_graph); the weights file names each
+    layer's group by its place in it, so the two must agree."""
+    names = {id(layer): n for layer, n in zip(spec.layers, spec.layer_names)}
+    out = []
+    for kind, x in spec.keras_order:
+        if kind == "input":
+            out.append(("input", spec.input_names[x], tuple(spec.inputs[x].shape)))
+        else:
+            out.append(("layer", names[id(x)], x))
+    return out
 
 
 def _ref_shapes(spec) -> dict:
-    shapes = {i.name: tuple(i.shape) for i in spec.inputs}
+    shapes = {n: tuple(i.shape) for n, i in zip(spec.input_names, spec.inputs)}
     shapes.update({n.ref: tuple(n.output_shape) for n in spec.nodes})
     return shapes
 
@@ -99,7 +78,7 @@ def model_to_keras(spec, name: str | None = None, nested: bool = False) -> dict:
                  "build_config": {"input_shape": batch_shape(spec.input_shape)}}
     else:
         config = {"name": name, "trainable": True, "layers": _functional_layers(spec),
-                  "input_layers": _endpoints([_history(i.name) for i in spec.inputs]),
+                  "input_layers": _endpoints([_history(n) for n in spec.input_names]),
                   "output_layers": _endpoints([_history(r) for r in spec.outputs])}
         entry = {"module": "keras.src.models.functional", "class_name": "Functional",
                  "config": config, "registered_name": "Functional",
@@ -124,30 +103,23 @@ def _functional_layers(spec) -> list:
                            "keras_history": _history(ref)}}
 
     out = []
-    for item in keras_layer_order(spec):
-        if any(item is i for i in spec.inputs):
-            entry = input_layer_to_keras(item.name, item.shape)
-            entry.update(name=item.name, inbound_nodes=[])
+    for kind, name, item in keras_layer_order(spec):
+        if kind == "input":
+            entry = input_layer_to_keras(name, item)
+            entry.update(name=name, inbound_nodes=[])
             out.append(entry)
             continue
-        nodes = sorted(calls[_layer_name(spec, item)], key=lambda n: n.call_index)
-        first = nodes[0]
-        in_shape = list(first.input_shapes) if getattr(item, "multi_input", False) else first.input_shapes[0]
-        entry = _layer_entry(item, first.layer_name, in_shape)
+        nodes = sorted(calls[name], key=lambda n: n.call_index)
+        multi = getattr(item, "multi_input", False)
+        in_shape = list(nodes[0].input_shapes) if multi else nodes[0].input_shapes[0]
+        entry = _layer_entry(item, name, in_shape)
         kwargs = {"mask": None} if is_model_layer(item) else {}
-        entry["name"] = first.layer_name
+        entry["name"] = name
         entry["inbound_nodes"] = [
-            {"args": [[tensor(r) for r in n.inbound]] if getattr(item, "multi_input", False)
-             else [tensor(n.inbound[0])], "kwargs": dict(kwargs)} for n in nodes]
+            {"args": [[tensor(r) for r in n.inbound]] if multi else [tensor(n.inbound[0])],
+             "kwargs": dict(kwargs)} for n in nodes]
         out.append(entry)
     return out
-
-
-def _layer_name(spec, layer) -> str:
-    for node in spec.nodes:
-        if node.layer is layer:
-            return node.layer_name
-    raise SpecError(f"Layer {layer!r} is not called in the model.")
 
 
 # -- Keras -> cnnlab (the YAML form of GRAPH.md) -------------------------------------

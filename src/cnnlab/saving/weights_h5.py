@@ -52,33 +52,35 @@ def write_tree(group, tree, model_name: str) -> None:
     own.attrs["name"] = model_name
 
 
-def read_tree(group, skeleton, source: str, path: str = "") -> list:
-    """Arrays for each entry of `skeleton` (same shape as write_tree's tree, shapes as content)."""
+def read_tree(group, skeleton, source: str, prefix: str = "") -> list:
+    """Arrays for each entry of `skeleton` (write_tree's tree with shapes as content).
+
+    `group` is the model's group; `prefix` its path, for messages."""
     out = []
     for gname, (cls, name, expected) in zip(group_names([t[0] for t in skeleton]), skeleton):
-        where = f"{path}layers/{gname}"
+        where = f"layers/{gname}"
         if isinstance(expected, tuple):
-            sub = _get(group, where, source, name)
-            out.append((cls, name, (read_tree(sub, expected[0], source, f"{where}/"),)))
+            sub = _get(group, where, source, name, prefix)
+            out.append((cls, name, (read_tree(sub, expected[0], source, f"{prefix}{where}/"),)))
             continue
         arrays = []
         if expected:
-            v = _get(group, f"{where}/vars", source, name)
+            v = _get(group, f"{where}/vars", source, name, prefix)
             if len(v) != len(expected):
                 raise RunError(f"The weights file {source} holds {len(v)} arrays for layer "
-                               f"{name!r} ({where}). Expected {len(expected)}.")
+                               f"{name!r} ({prefix}{where}). Expected {len(expected)}.")
             for i, shape in enumerate(expected):
                 arrays.append(_dataset(v, str(i), shape, source, name))
         out.append((cls, name, arrays))
     return out
 
 
-def _get(group, path, source, name):
+def _get(group, path, source, name, prefix=""):
     try:
         return group[path]
     except KeyError:
         raise RunError(f"The weights file {source} has no weights for layer {name!r} "
-                       f"(expected the group {path}). It was saved from a different "
+                       f"(expected the group {prefix}{path}). It was saved from a different "
                        "model.") from None
 
 

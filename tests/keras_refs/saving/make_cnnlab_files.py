@@ -35,38 +35,33 @@ def models():
     yield "seq_gap", compiled
 
 
-def fake_functional(rng):
-    """The hand-built graph spec of tests/fake_graph.py (no graph builder needed), with
-    layer objects that hold seeded weights: the functional writer checked by Keras itself."""
-    import sys
-    from types import SimpleNamespace
-    sys.path.insert(0, str(OUT.parents[2]))
-    from fake_graph import residual_spec
-    spec = residual_spec()
-    shapes = {"image": [], "a": [(3, 3, 2, 4), (4,)], "b": [(1, 1, 2, 4), (4,)], "add": [],
-              "shared": [(1, 1, 4, 4), (4,)]}
-    layers = [SimpleNamespace(name=n, weights=[rng.normal(size=s).astype("float32") for s in ss])
-              for n, ss in shapes.items()]
-    for layer in layers:
-        layer.get_weights = lambda layer=layer: layer.weights
-    return SimpleNamespace(layers=layers, to_spec=lambda: spec), spec
-
-
-def write_fake_functional(rng):
-    from cnnlab.saving.keras_format import save_keras
-    model, _ = fake_functional(rng)
-    save_keras(model, OUT / "fake_functional.keras")
-    np.savez(OUT / "fake_functional.weights.npz",
-             **{f"{l.name}_{i}": w for l in model.layers for i, w in enumerate(l.weights)})
+def functional_models():
+    """Graphs: residual Add, a shared layer called twice, Concatenate, a nested Sequential;
+    and a functional model nested in a Sequential."""
+    x = cnnlab.Input(shape=(6, 6, 2), name="image")
+    a = L.Conv2D(4, 3, padding="same", activation="relu", name="a")(x)
+    b = L.Conv2D(4, 1, name="b")(x)
+    s = L.Add(name="add")([a, b])
+    shared = L.Conv2D(4, 1, name="shared")
+    c = L.Concatenate(name="cat")([shared(s), shared(a)])
+    head = cnnlab.models.Sequential([L.Input((6, 6, 8)), L.GlobalAveragePooling2D(),
+                                     L.Dense(5)], name="head")
+    out = L.Activation("softmax", name="out")(head(c))
+    yield "functional_graph", cnnlab.Model(x, out, name="graph")
+    inp = cnnlab.Input(shape=(5, 5, 1))
+    features = cnnlab.Model(inp, L.Flatten()(L.Conv2D(2, 3, activation="tanh")(inp)),
+                            name="features")
+    yield "nested_in_sequential", cnnlab.models.Sequential(
+        [features, L.Dropout(0.2), L.Dense(3, activation="softmax")], name="outer")
 
 
 def main():
     OUT.mkdir(exist_ok=True)
     rng = np.random.default_rng(7)
-    for name, model in models():
+    for name, model in [*models(), *functional_models()]:
         weights = [rng.normal(size=w.shape).astype("float32") for w in model.get_weights()]
-        for i, w in enumerate(model.get_weights()):  # BatchNormalization's variance must stay > 0
-            if name == "seq_all_layers" and i == 5:
+        for i, w in enumerate(model.weights):  # BatchNormalization's variance must stay > 0
+            if w.path.endswith("moving_variance"):
                 weights[i] = (np.abs(weights[i]) + 0.5).astype("float32")
         model.set_weights(weights)
         shape = model.to_spec().input_shape
@@ -75,7 +70,6 @@ def main():
         if name == "seq_gap":  # Keras 3's legacy .h5 too
             model.save(OUT / f"{name}_legacy.h5")
         print(f"wrote {OUT / name}.keras")
-    write_fake_functional(np.random.default_rng(8))
 
 
 if __name__ == "__main__":

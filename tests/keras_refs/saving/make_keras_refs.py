@@ -174,23 +174,10 @@ def keras2_files():
         np.savez(d / f"{name}.npz", x=x, y=model.predict(x, verbose=0))
 
 
-def tf_inputs(layer):
-    """The input tensors of each call of `layer` (its inbound nodes), flattened."""
-    return [t for node in layer._inbound_nodes for t in node.input_tensors]
-
-
 def keras_open_cnnlab_files():
     d = HERE / "cnnlab_written"
     for path in sorted(d.glob("*.keras")):
         model = keras.models.load_model(path)
-        if path.stem == "fake_functional":  # no input batch: what Keras read is the check
-            np.savez(d / "fake_functional.keras_read.npz",
-                     **{f"{l.name}_{i}": w for l in model.layers
-                        for i, w in enumerate(l.get_weights())})
-            (d / "fake_functional.keras_layers.json").write_text(json.dumps(
-                [[l.name, type(l).__name__, [[list(t.shape), t._keras_history[0].name]
-                                             for t in tf_inputs(l)]] for l in model.layers]))
-            continue
         x = np.load(d / f"{path.stem}.input.npy")
         np.save(d / f"{path.stem}.keras_pred.npy", model.predict(x, verbose=0))
         lines = []
