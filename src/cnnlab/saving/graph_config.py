@@ -237,5 +237,11 @@ def _functional_from_keras(config: dict, legacy: bool) -> dict:
             value = [value]
         return [_history_ref(v, "The model") for v in value or []]
 
-    return {"name": config.get("name") or "functional", "inputs": inputs, "layers": layers,
-            "outputs": endpoints(config.get("output_layers"))}
+    # the model's inputs in its own order (`input_layers`), not the layers list's
+    order = endpoints(config.get("input_layers"))
+    by_name = {i["name"]: i for i in inputs}
+    if sorted(order) != sorted(by_name):
+        raise SpecError(f"The model's input_layers {order} do not match its InputLayers "
+                        f"{sorted(by_name)}.")
+    return {"name": config.get("name") or "functional", "inputs": [by_name[n] for n in order],
+            "layers": layers, "outputs": endpoints(config.get("output_layers"))}

@@ -3,7 +3,9 @@
     PYTHONPATH=src /work/main/.venv/bin/python tests/keras_refs/saving/make_cnnlab_files.py
     KERAS_BACKEND=torch /work/refenv/bin/python tests/keras_refs/saving/make_keras_refs.py
 
-This writes cnnlab_written/<name>.keras plus <name>.input.npy (a fixed batch);
+This writes cnnlab_written/<name>.keras plus <name>.input.npy (a fixed batch), and
+cnnlab_written/graphs/ (not committed): every graph spec of tests/keras_refs as a .keras
+file, for which Keras records its predictions and the hash of the config it read;
 make_keras_refs.py then loads each file with keras.models.load_model and stores
 Keras's predictions next to it (<name>.keras_pred.npy). test_saving.py checks
 that cnnlab's predictions on the same file equal Keras's, and that cnnlab still
@@ -55,6 +57,44 @@ def functional_models():
         [features, L.Dropout(0.2), L.Dense(3, activation="softmax")], name="outer")
 
 
+GRAPHS = OUT / "graphs"   # not committed: Keras's predictions and the configs' hashes are
+
+
+def graph_specs() -> dict:
+    """Every graph of tests/keras_refs (the lead's 7 named graphs and 40 random ones)."""
+    import yaml
+    refs = OUT.parents[1]
+    return {**yaml.safe_load((refs / "graph_specs.yaml").read_text()),
+            **yaml.safe_load((refs / "graph_specs_random.yaml").read_text())}
+
+
+def graph_model(name, d):
+    """The model of graph `name` with weights and inputs seeded by its name."""
+    import zlib
+    from cnnlab.spec import ModelSpec
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    model = cnnlab.Model.from_spec(ModelSpec.from_dict(d))
+    model.set_weights([(rng.normal(size=w.shape) * 0.5).astype("float32")
+                       for w in model.get_weights()])
+    xs = [rng.normal(size=(3, *i.shape)).astype("float32") for i in model.to_spec().inputs]
+    return model, xs
+
+
+def config_sha(path) -> str:
+    import hashlib
+    import zipfile
+    return hashlib.sha256(zipfile.ZipFile(path).read("config.json")).hexdigest()
+
+
+def write_graphs():
+    GRAPHS.mkdir(exist_ok=True)
+    for name, d in graph_specs().items():
+        model, xs = graph_model(name, d)
+        model.save(GRAPHS / f"{name}.keras")
+        np.savez(GRAPHS / f"{name}.inputs.npz", *xs)
+    print(f"wrote {len(graph_specs())} graphs to {GRAPHS}")
+
+
 def main():
     OUT.mkdir(exist_ok=True)
     rng = np.random.default_rng(7)
@@ -70,6 +110,7 @@ def main():
         if name == "seq_gap":  # Keras 3's legacy .h5 too
             model.save(OUT / f"{name}_legacy.h5")
         print(f"wrote {OUT / name}.keras")
+    write_graphs()
 
 
 if __name__ == "__main__":

@@ -191,6 +191,25 @@ def keras_open_cnnlab_files():
         print(f"Keras opened {path.name}")
 
 
+def keras_open_cnnlab_graphs():
+    """Every graph spec written by cnnlab: Keras's predictions and the config it read."""
+    import hashlib
+    import zipfile
+    d = HERE / "cnnlab_written" / "graphs"
+    out, shas = {}, {}
+    for path in sorted(d.glob("*.keras")):
+        name = path.stem
+        inputs = np.load(d / f"{name}.inputs.npz")
+        xs = [inputs[f"arr_{i}"] for i in range(len(inputs.files))]
+        y = keras.models.load_model(path).predict(xs if len(xs) > 1 else xs[0], verbose=0)
+        for i, part in enumerate(y if isinstance(y, list) else [y]):
+            out[f"{name}/y{i}"] = part
+        shas[name] = hashlib.sha256(zipfile.ZipFile(path).read("config.json")).hexdigest()
+    np.savez(HERE / "cnnlab_written" / "graphs_keras_pred.npz", **out)
+    (HERE / "cnnlab_written" / "graphs_config_sha.json").write_text(json.dumps(shas, indent=1))
+    print(f"Keras opened {len(shas)} cnnlab graphs")
+
+
 def refused_files():
     d = HERE / "refused"
     d.mkdir(exist_ok=True)
@@ -206,5 +225,6 @@ if __name__ == "__main__":
     save_keras_refs()
     keras2_files()
     keras_open_cnnlab_files()
+    keras_open_cnnlab_graphs()
     refused_files()
     print("Keras", keras.__version__)
