@@ -46,3 +46,21 @@ def test_graph_file_is_the_one_keras_opened_and_predicts_alike(name, tmp_path):
     again = load_model(path).predict(x, verbose=0)
     for a, b in zip(again if isinstance(again, list) else [again], ours):
         np.testing.assert_array_equal(a, b)
+
+
+KERAS_GRAPHS = sorted(p.stem for p in (REFS / "keras_saved" / "graphs").glob("*.keras"))
+
+
+@pytest.mark.parametrize("name", KERAS_GRAPHS)
+def test_graph_saved_by_keras_loads_with_equal_predictions(name):
+    d = np.load(REFS / "keras_saved" / "graphs" / f"{name}.npz")
+    xs = [d[k] for k in sorted(k for k in d.files if k.startswith("arr_"))]
+    ys = [d[f"y{i}"] for i in range(sum(k.startswith("y") for k in d.files))]
+    model = load_model(REFS / "keras_saved" / "graphs" / f"{name}.keras")
+    out = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+    for a, b in zip(out if isinstance(out, list) else [out], ys, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_keras_graph_files_cover_the_named_graphs():
+    assert len(KERAS_GRAPHS) == 7

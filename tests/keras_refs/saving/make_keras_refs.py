@@ -3,7 +3,8 @@
     KERAS_BACKEND=torch /work/refenv/bin/python tests/keras_refs/saving/make_keras_refs.py
 
 1. keras_saved/<name>.keras: models saved by Keras itself, with <name>.npz holding
-   a fixed input `x` and Keras's predictions `y` (cnnlab must load them and agree).
+   a fixed input `x` and Keras's predictions `y` (cnnlab must load them and agree);
+   keras_saved/graphs/: the named graphs of tests/keras_refs/graph_specs.yaml, likewise.
 2. keras2/<name>.h5: full-model files in Keras 2's HDF5 layout (tf-keras 2.x is not
    installable here), written with h5py as tf.keras's save_model_to_hdf5 wrote them,
    then opened by Keras 3's own legacy loader, whose predictions go to <name>.npz:
@@ -210,6 +211,25 @@ def keras_open_cnnlab_graphs():
     print(f"Keras opened {len(shas)} cnnlab graphs")
 
 
+def keras_saved_graphs():
+    """The named graphs of tests/keras_refs/graph_specs.yaml, built and saved by Keras."""
+    import sys
+    import yaml
+    sys.path.insert(0, str(HERE.parent))
+    from make_graph_refs import build
+    d = HERE / "keras_saved" / "graphs"
+    d.mkdir(exist_ok=True)
+    for name, spec in yaml.safe_load((HERE.parent / "graph_specs.yaml").read_text()).items():
+        keras.backend.clear_session()
+        model = randomize(build(dict(spec)))
+        inputs = model.inputs
+        xs = [RNG.normal(size=(3, *t.shape[1:])).astype("float32") for t in inputs]
+        y = model.predict(xs if len(xs) > 1 else xs[0], verbose=0)
+        model.save(d / f"{name}.keras")
+        np.savez(d / f"{name}.npz", *xs, **{f"y{i}": v for i, v in
+                                             enumerate(y if isinstance(y, list) else [y])})
+
+
 def refused_files():
     d = HERE / "refused"
     d.mkdir(exist_ok=True)
@@ -223,6 +243,7 @@ def refused_files():
 
 if __name__ == "__main__":
     save_keras_refs()
+    keras_saved_graphs()
     keras2_files()
     keras_open_cnnlab_files()
     keras_open_cnnlab_graphs()
