@@ -378,3 +378,20 @@ def test_model_checkpoint_writes_a_keras_model_file(tmp_path):
               callbacks=[cnnlab.callbacks.ModelCheckpoint(str(path))])
     again = load_model(path)
     np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_h5_weight_names_as_keras2_wrote_them(tmp_path):
+    import h5py
+    inner = cnnlab.models.Sequential([L.Dense(3, input_shape=(4,), use_bias=False)], name="enc")
+    model = cnnlab.models.Sequential([inner, L.BatchNormalization(center=False, name="bn")])
+    model.save_weights(tmp_path / "w.h5")
+    with h5py.File(tmp_path / "w.h5") as f:
+        names = {n.decode(): [w.decode() for w in f[n.decode()].attrs["weight_names"]]
+                 for n in f.attrs["layer_names"]}
+    assert names == {"enc": ["dense/kernel:0"],
+                     "bn": ["bn/gamma:0", "bn/moving_mean:0", "bn/moving_variance:0"]}
+    other = cnnlab.models.Sequential([cnnlab.models.Sequential(
+        [L.Dense(3, input_shape=(4,), use_bias=False)]), L.BatchNormalization(center=False)])
+    other.load_weights(tmp_path / "w.h5")  # matched by order, as Keras 2 did
+    for a, b in zip(other.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -28,7 +28,7 @@ from ..errors import RunError, SpecError
 from .graph_config import is_sequential
 from .keras_config import vocab
 from .keras_format import h5py, model_from_config
-from .model_weights import shapes_tree, weights_tree
+from .model_weights import entries, weights_tree
 
 KERAS_VERSION = b"2.15.0"  # the tf.keras whose layout these files follow
 WEIGHT_NAMES = {"Conv2D": ("kernel", "bias"), "Dense": ("kernel", "bias"),
@@ -44,19 +44,21 @@ def _flat(content) -> list:
     return list(content)
 
 
-def _weight_names(cls: str, name: str, content) -> list[str]:
+def _weight_names(layer, name: str, content) -> list[str]:
+    """Keras 2's weight names ("conv2d/kernel:0"); a nested model lists its layers' weights."""
     if isinstance(content, tuple):
-        return [w for c, n, x in content[0] for w in _weight_names(c, n, x)]
-    if cls == "BatchNormalization":
-        base = ["gamma", "beta", "moving_mean", "moving_variance"][-len(content):] \
-            if len(content) in (2, 4) else []
-        if len(content) == 3:  # one of center/scale is off; Keras 2's order still holds
-            base = ["gamma_or_beta", "moving_mean", "moving_variance"]
-        names = base
+        return [w for (_, n, l), (_, _, x) in zip(entries(layer.spec), content[0])
+                for w in _weight_names(l, n, x)]
+    if layer is None or not content:
+        return []
+    if layer.keras_name == "BatchNormalization":
+        c = layer.config
+        names = [w for w, on in (("gamma", c["scale"]), ("beta", c["center"])) if on]
+        names += ["moving_mean", "moving_variance"]
     else:
-        names = list(WEIGHT_NAMES.get(cls, ()))[:len(content)]
-        if len(names) < len(content):
-            names = [f"weight_{i}" for i in range(len(content))]
+        names = list(WEIGHT_NAMES.get(layer.keras_name, ()))[:len(content)]
+    if len(names) != len(content):  # a layer without known names: numbered, still in order
+        names = [f"weight_{i}" for i in range(len(content))]
     return [f"{name}/{w}:0" for w in names]
 
 
@@ -65,10 +67,10 @@ def write_weights_group(group, model, spec) -> None:
     group.attrs["keras_version"] = KERAS_VERSION
     tree = weights_tree(model, spec)
     group.attrs["layer_names"] = np.array([n.encode() for _, n, _ in tree])
-    for cls, name, content in tree:
+    for (_, name, layer), (_, _, content) in zip(entries(spec), tree):
         g = group.create_group(name)
         arrays = _flat(content)
-        names = _weight_names(cls, name, content)
+        names = _weight_names(layer, name, content)
         g.attrs["weight_names"] = np.array([w.encode() for w in names], dtype="S")
         for w, a in zip(names, arrays):
             g.create_dataset(w, data=np.asarray(a, dtype=np.float32))

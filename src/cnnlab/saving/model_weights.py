@@ -14,7 +14,7 @@ from __future__ import annotations
 from .graph_config import is_model_layer, is_sequential, keras_layer_order
 
 
-def _entries(spec):
+def entries(spec):
     """(keras_class, name, layer-or-None) in Keras's `layers` order."""
     if is_sequential(spec):
         return [(l.keras_name, n, l) for l, n in zip(spec.layers, spec.layer_names)]
@@ -29,7 +29,7 @@ def _modules(spec, net) -> dict:
 def _tree(spec, net) -> list:
     modules = _modules(spec, net)
     tree = []
-    for cls, name, layer in _entries(spec):
+    for cls, name, layer in entries(spec):
         if layer is None:
             tree.append((cls, name, []))
         elif is_model_layer(layer):
@@ -54,7 +54,7 @@ def shapes_tree(tree) -> list:
 def _set(spec, net, tree) -> None:
     modules = _modules(spec, net)
     by_name = {n: x for _, n, x in tree}
-    for _, name, layer in _entries(spec):
+    for _, name, layer in entries(spec):
         if layer is None:
             continue
         content = by_name[name]
