@@ -64,3 +64,31 @@ def test_graph_saved_by_keras_loads_with_equal_predictions(name):
 
 def test_keras_graph_files_cover_the_named_graphs():
     assert len(KERAS_GRAPHS) == 7
+
+
+def _comparable(config: dict) -> dict:
+    """A config without what differs by Keras session, not by model: compile settings, the
+    dtype policy's object id, the auto-numbered names of a nested Sequential's InputLayer,
+    and whether one input was given to Model() alone or in a list."""
+    def clean(d):
+        if isinstance(d, dict):
+            d = {k: clean(v) for k, v in d.items() if k not in ("shared_object_id",
+                                                                  "compile_config")}
+            if d.get("class_name") == "InputLayer" and "inbound_nodes" not in d:
+                d["config"]["name"] = "input_layer"
+            for key in ("input_layers", "output_layers"):
+                if key in d and len(d[key]) == 1 and isinstance(d[key][0], list):
+                    d[key] = d[key][0]
+            return d
+        return [clean(v) for v in d] if isinstance(d, list) else d
+    return clean(config)
+
+
+@pytest.mark.parametrize("path", sorted((REFS / "keras_saved").rglob("*.keras")),
+                         ids=lambda p: p.stem)
+def test_cnnlab_writes_the_config_keras_wrote(path, tmp_path):
+    # Keras's file, loaded by cnnlab and saved again: every layer config, default and
+    # initializer dict, build_config and inbound node as Keras wrote them.
+    load_model(path).save(tmp_path / "again.keras")
+    read = lambda p: json.loads(zipfile.ZipFile(p).read("config.json"))  # noqa: E731
+    assert _comparable(read(tmp_path / "again.keras")) == _comparable(read(path))
