@@ -5,18 +5,19 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-DEPS   := requirements.lock pyproject.toml setup.py src/cnnlab/csrc/fused.cpp
+DEPS   := requirements.lock pyproject.toml setup.py src/cnnlab/fast/csrc/fused.cpp src/cnnlab/fast/isa.py
 STAMP  := $(VENV)/.installed-$(shell cat $(DEPS) | cksum | cut -d' ' -f1)
 RUNS   ?= runs
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test test-no-kernels venv clean bench
 
 venv: $(STAMP)
 
 $(STAMP): $(DEPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	# -e . also compiles the optional C++ kernel (src/cnnlab/csrc) against the installed torch
+	# -e . also compiles the C++ kernels (src/cnnlab/fast/csrc) against the installed torch where
+	# a compiler is found, and says which were built; without one cnnlab runs on torch's ops
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
@@ -31,8 +32,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider tests
 
+# the same suite with the compiled kernels ignored: what a machine without a compiler runs
+test-no-kernels: $(STAMP)
+	CNNLAB_NO_KERNELS=1 $(PY) -m pytest -p no:cacheprovider tests
+
 bench: $(STAMP)
 	bash benchmarks/setup.sh && $(PY) benchmarks/epoch_time.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info
+	rm -rf $(VENV) build *.egg-info src/*.egg-info src/cnnlab/fast/_kernels_*.so

@@ -33,3 +33,18 @@ def offline_data_env(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNLAB_MIRRORS", f"http://127.0.0.1:{closed.getsockname()[1]}/")
     yield tmp_path
     closed.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "requires_kernels: needs cnnlab's compiled kernels "
+                                       "(skipped, with the reason, where they do not run)")
+
+
+def pytest_collection_modifyitems(config, items):
+    from cnnlab import fast
+    if fast.kernels_available():
+        return
+    skip = pytest.mark.skip(reason=f"needs cnnlab's compiled kernels: {fast.kernels_status()}")
+    for item in items:
+        if "requires_kernels" in item.keywords:
+            item.add_marker(skip)

@@ -106,6 +106,8 @@ def test_train_writes_a_complete_run_directory(capsys, tmp_path, tiny_npz, tiny_
     assert m["data"]["source"].startswith("npz file") or "tiny.npz" in m["data"]["source"]
     assert len(m["data"]["sha256"]) == 64 and m["data"]["n_train"] == 96
     assert m["environment"]["torch"] and len(m["epoch_seconds"]) == 2
+    from cnnlab import fast  # which kernels ran: bit-for-bit results depend on them
+    assert m["environment"]["kernels"] == fast.kernels_status()
     csv_lines = (run_dir / "history.csv").read_text().splitlines()
     assert csv_lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy" and len(csv_lines) == 3
 

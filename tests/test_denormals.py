@@ -1,11 +1,10 @@
-"""Denormals flushed to zero while training on the CPU (train/denormals.py)."""
+"""Denormals flushed to zero while training on the CPU (fast/denormals.py)."""
 import numpy as np
 import pytest
 import torch
 
 import cnnlab
-from cnnlab import fused
-from cnnlab.train import denormals
+from cnnlab.fast import denormals
 
 DENORMAL = 1e-39  # below float32's smallest normal, 1.18e-38
 
@@ -17,7 +16,7 @@ def _survives(n: int) -> bool:
     return bool(((x * 1.5) != 0).all())
 
 
-@pytest.mark.skipif(not fused.available(), reason="the C++ extension sets torch's threads")
+@pytest.mark.requires_kernels  # the kernels set the flag on torch's threads too
 def test_flush_reaches_torchs_worker_threads_and_is_undone():
     assert _survives(8) and _survives(1 << 21)
     before = denormals.set_flush(True)

@@ -180,19 +180,28 @@ def _keras_grads(module):
 
 
 def test_conv_and_pool_run_fused_where_they_can():
-    """Each Conv2D + 2x2 max pooling of the lecture runs as one fused op (the C++ kernels are
-    part of the build), and the second one differentiates only the winners."""
-    from cnnlab import fused
-    assert fused.available(), "the C++ kernel cnnlab._fused was not built (see setup.py)"
+    """Each Conv2D + 2x2 max pooling of these specs runs as one FusedConvPool on one kernel
+    holding the original modules."""
+    from cnnlab.fast import FusedConvPool
     for name in ("lecture", "same_conv_then_same_pool_odd", "sparse_backward_paths",
                  "winograd_paths", "wide_paths"):
         spec = ModelSpec.from_dict(SPECS[name])
         net = build(spec)
         convs = [i for i, layer in enumerate(spec.layers) if layer.keras_name == "Conv2D"]
-        for i in convs:
-            assert net.layers[i].pooled_hw == spec.output_shapes[i + 1][:2]
-            assert net.layers[i + 1].done_by_previous
-    if fused.winograd_fits(1, (3, 3), 16):  # compiled with AVX-512: conv2's forward by Winograd
-        assert fused.winograd_fits(32, (3, 3), 64) and fused.sparse_fits(32, (3, 3), (6, 6))
+        fused = [m for m in net.chain if isinstance(m, FusedConvPool)]
+        assert [m.conv for m in fused] == [net.layers[i] for i in convs]
+        assert [m.pool for m in fused] == [net.layers[i + 1] for i in convs]
+        assert all(m.one_kernel for m in fused)
+        assert [m.out_hw for m in fused] == [spec.output_shapes[i + 1][:2] for i in convs]
     unfused = build(ModelSpec.from_dict(SPECS["lecture"]), fuse_pooling=False)
-    assert unfused.layers[0].pooled_hw is None and unfused.layers[2].pooled_hw is None
+    assert list(unfused.chain) == list(unfused.layers)
+
+
+@pytest.mark.requires_kernels
+def test_the_kernels_paths_are_those_the_build_has():
+    """With AVX-512 conv2's forward runs by Winograd and its backward on the winners only."""
+    from cnnlab.fast import kernels, ops
+    if kernels.EXT.ISA == "avx512":
+        assert ops.winograd_fits(32, (3, 3), 64) and ops.sparse_fits(32, (3, 3), (6, 6))
+    else:
+        assert not ops.winograd_fits(32, (3, 3), 64) and not ops.sparse_fits(32, (3, 3), (6, 6))

@@ -1,4 +1,4 @@
-"""The allocator settings that keep a CPU training step from page-faulting (train/memory.py)."""
+"""The allocator settings that keep a CPU training step from page-faulting (fast/memory.py)."""
 import os
 import platform
 import subprocess
@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-import cnnlab.train.loop as loop
-from cnnlab.train import memory
+import cnnlab.fast.cpu as cpu
+from cnnlab.fast import memory
 
 
 class FakeLibc:
@@ -41,7 +41,7 @@ def test_fit_on_the_cpu_applies_the_settings(monkeypatch):
     import numpy as np
     import cnnlab
     calls = []
-    monkeypatch.setattr(loop, "keep_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(cpu, "keep_freed_memory", lambda: calls.append(1) or True)
     m = cnnlab.Sequential([cnnlab.layers.Flatten(input_shape=(4, 4, 1)),
                            cnnlab.layers.Dense(2, activation="softmax")])
     m.compile(loss="categorical_crossentropy", optimizer="adam")

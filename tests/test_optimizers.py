@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cnnlab.optimizers import get, step_function
+from cnnlab.fast import step_function
+from cnnlab.optimizers import get
 
 
 def _twins(name, args):

@@ -4,18 +4,18 @@
     >>> probs = net(x_nhwc)                  # (N, H, W, C) float in, Keras's output out
     >>> logits = net(x_nhwc, logits=True)    # the same before the final softmax/sigmoid
 
-Speed, without changing results: images are held as (N, C, H, W) in
-channels-last memory, a monotone activation followed by max pooling is
-applied after the pooling (max(f(x)) == f(max(x)) for non-decreasing f, on a
-tensor 4x smaller), and a Conv2D followed by 2x2 max pooling runs as one op
-whose backward pass differentiates only each window's winner (fused.py).
+Images are held as (N, C, H, W) in channels-last memory. `layers` holds one
+module per spec layer (the parameters, state and Keras weights; a shared layer
+is one module); the forward pass runs `program`, the spec's calls in
+topological order as cnnlab.fast rewrites them for speed (a Conv2D and the max
+pooling that alone reads it as one module, ...), with the same results.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from . import activations
+from . import fast
 from .layers import Activation, Conv2D, Dense, MaxPooling2D
 from .layers.objects import apply_trainable
 from .spec import ModelSpec
@@ -39,10 +39,7 @@ class GraphNet(nn.Module):
                 apply_trainable(m, False)
             modules.append(m)
         self.layers = nn.ModuleList(modules)
-        index = {id(layer): i for i, layer in enumerate(spec.layers)}
-        # (module index, sources, reads a list) per call; sources index inputs, then calls
-        self.calls = [(index[id(n.layer)], n.sources, n.layer.multi_input) for n in spec.nodes]
-        self.is_chain = spec.is_sequential  # net.layers[i] is call i (train/fast_step.py)
+        self.is_chain = spec.is_sequential
         self.n_inputs = len(spec.inputs)
         self.image_inputs = [len(i.shape) == 3 for i in spec.inputs]
         self.image_input = self.image_inputs[0]
@@ -50,12 +47,12 @@ class GraphNet(nn.Module):
         self.image_outputs = [len(spec.source_shape(o)) == 3 for o in spec.output_ids]
         self.image_output = self.image_outputs[0]
         self.output_activation = _output_activation(spec)
-        if fuse_pooling:
-            shared = {i for i, layer in enumerate(spec.layers)
-                      if reuse and layer._module is not None}
-            for a, b in _fusable_pairs(spec, shared):
-                _move_activation_after_max_pooling(spec, self.layers, a, b)
-                _fuse_conv_and_pool(spec, self.layers, a, b)
+        # what the forward pass runs: (module, sources, reads a list, output id) per call; a
+        # plain tuple, so the modules it holds are not registered twice (parameters and
+        # state_dict keys stay those of `layers`)
+        self.program = _program(spec, self.layers, fuse_pooling)
+        # a sequential model's modules as they run, for fast.plan_step (None for a graph)
+        self.chain = tuple(m for m, *_ in self.program) if spec.is_sequential else None
         # conv kernels in channels-last memory too, or every step converts them on the fly
         self.to(memory_format=torch.channels_last)
         self.regularized = [m for m in self.layers if getattr(m, "regularization", None)
@@ -75,15 +72,15 @@ class GraphNet(nn.Module):
 
     def run(self, xs: list, logits: bool = False) -> list:
         """The graph on internal-layout tensors (images (N, C, H, W))."""
-        values = list(xs) + [None] * len(self.calls)
-        n_in, fold = self.n_inputs, logits and self.output_activation is not None
-        last = self.output_ids[0] - n_in
-        for j, (mi, sources, multi) in enumerate(self.calls):
+        values = list(xs) + [None] * (len(self.spec.nodes))
+        fold = logits and self.output_activation is not None
+        last = self.output_ids[0]
+        for module, sources, multi, out in self.program:
             arg = [values[s] for s in sources] if multi else values[sources[0]]
-            if fold and j == last:
-                values[n_in + j] = self.layers[mi](arg, activate=False)  # the loss applies it
+            if fold and out == last:
+                values[out] = module(arg, activate=False)  # the loss applies it, stably
             else:
-                values[n_in + j] = self.layers[mi](arg)
+                values[out] = module(arg)
         return [values[o] for o in self.output_ids]
 
     def regularization(self) -> torch.Tensor | None:
@@ -121,52 +118,40 @@ def _output_activation(spec: ModelSpec) -> str | None:
     return None
 
 
-def _fusable_pairs(spec: ModelSpec, shared: set) -> list[tuple[int, int]]:
-    """(conv module, pool module) indices where a Conv2D's only reader is a MaxPooling2D, both
-    called once, and neither module is shared with another model (their flags would leak)."""
-    n_in, pairs = len(spec.inputs), []
-    calls = {}
-    for node in spec.nodes:
-        calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
+def _program(spec: ModelSpec, modules: nn.ModuleList, optimize: bool) -> tuple:
+    """The calls to run, in order: (module, sources, reads a list, output id).
+
+    A run of calls in which each output is read by the next call alone is a chain, which
+    cnnlab.fast may rewrite (a Conv2D and its max pooling as one module: the Conv2D's own
+    output then never exists). A sequential model is one chain."""
+    n_in = len(spec.inputs)
     index = {id(layer): i for i, layer in enumerate(spec.layers)}
-    for j, node in enumerate(spec.nodes[1:], start=1):
-        prev = spec.nodes[j - 1]
-        if not (isinstance(prev.layer, Conv2D) and isinstance(node.layer, MaxPooling2D)):
-            continue
-        a, b = index[id(prev.layer)], index[id(node.layer)]
-        if (node.sources == (n_in + j - 1,) and spec.consumers[n_in + j - 1] == 1
-                and calls[id(prev.layer)] == 1 and calls[id(node.layer)] == 1
-                and a not in shared and b not in shared):
-            pairs.append((a, b))
-    return pairs
+    program, j = [], 0
+    while j < len(spec.nodes):
+        end = j + 1
+        while end < len(spec.nodes) and _linked(spec, end - 1):
+            end += 1
+        nodes = spec.nodes[j:end]
+        chain = [(n.layer, modules[index[id(n.layer)]], n.output_shape) for n in nodes]
+        if optimize:
+            runs, at = fast.optimize_chain(chain)
+        else:
+            runs, at = [m for _, m, _ in chain], list(range(len(chain)))
+        for p, module in enumerate(runs):
+            first = at.index(p)
+            last = len(at) - 1 - at[::-1].index(p)
+            node = nodes[first]
+            program.append((module, node.sources, node.layer.multi_input, n_in + j + last))
+        j = end
+    return tuple(program)
 
 
-def _move_activation_after_max_pooling(spec: ModelSpec, modules: nn.ModuleList, a, b) -> None:
-    act = activations.get(spec.layers[a].config["activation"])
-    if act.fn is not None and act.monotone:
-        modules[a].activation = None
-        modules[b].post_activation = act
-
-
-def _fuse_conv_and_pool(spec: ModelSpec, modules: nn.ModuleList, a, b) -> None:
-    """A Conv2D (stride 1) with a 2x2/stride-2 max pooling after it runs as one op.
-
-    Applies where pooling comes first already (monotone or no activation), and the
-    pooling is 'valid' or 'same' padded only at the end (torch's ceil_mode).
-    """
-    conv, pool = spec.layers[a], spec.layers[b]
-    act = activations.get(conv.config["activation"])
-    if not (conv.config["strides"] == (1, 1) and pool.config["pool_size"] == (2, 2)
-            and pool.config["strides"] == (2, 2) and (act.fn is None or act.monotone)
-            and modules[b].pad is None):
-        return
-    pool_node = next(n for n in spec.nodes if n.layer is pool)
-    modules[a].pooled_hw = pool_node.output_shape[:2]
-    modules[a].pool_ceil = modules[b].ceil_mode
-    modules[a].activation = None
-    modules[a].pooled_activation = act if act.fn is not None else None
-    modules[b].done_by_previous = True
-    modules[b].post_activation = None
+def _linked(spec: ModelSpec, j: int) -> bool:
+    """Call j's output is read by call j + 1 alone (and is no model output): a chain link."""
+    n_in = len(spec.inputs)
+    node, nxt = spec.nodes[j], spec.nodes[j + 1]
+    return (not nxt.layer.multi_input and nxt.sources == (n_in + j,)
+            and spec.consumers[n_in + j] == 1 and (n_in + j) not in spec.output_ids)
 
 
 def build(spec: ModelSpec, *, seed: int | None = None, fuse_pooling: bool = True,

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from . import __version__, fast
 from .config import RunConfig
 from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError, SpecError
 from .io import atomic_write
@@ -155,7 +155,8 @@ def update_metrics(m: dict, h: dict, times: list) -> None:
 def environment(device, threads) -> dict:
     return {"cnnlab": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "numpy": np.__version__, "platform": platform.platform(), "device": str(device),
-            "threads": threads, "cpu_count": os.cpu_count()}
+            "threads": threads, "cpu_count": os.cpu_count(),
+            "kernels": fast.kernels_status()}  # the instruction set, or why none: bits depend on it
 
 
 # -- signals ----------------------------------------------------------------------

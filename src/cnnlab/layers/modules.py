@@ -13,15 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import fused, initializers
+from .. import initializers
 from ..activations import Activation
 
 IMAGE_CHANNEL_DIM = 1  # channel axis of internal image tensors (N, C, H, W)
-DIRECT_MAX_CHANNELS = 4  # the conv+pool kernel computes the convolution itself up to here
-
-
-def _is_relu(act: Activation | None) -> bool:
-    return act is not None and act.name == "relu"
 
 
 def _apply(act: Activation | None, x: torch.Tensor, image: bool) -> torch.Tensor:
@@ -51,7 +46,7 @@ class WeightedMixin:
 
 
 class Conv2d(WeightedMixin, nn.Conv2d):
-    """Conv2D with TensorFlow's padding (asymmetric when needed) and a fused activation."""
+    """Conv2D with TensorFlow's padding (asymmetric when needed) and its activation."""
 
     def __init__(self, cin, filters, kernel, strides, pad, use_bias, activation):
         top, bottom, left, right = pad
@@ -60,65 +55,13 @@ class Conv2d(WeightedMixin, nn.Conv2d):
                          padding=(top, left) if symmetric else 0, bias=use_bias)
         self.extra_pad = None if symmetric else (left, right, top, bottom)
         self.activation = activation
-        self.pad = pad
-        self.pooled_hw = None  # set by the builder when this layer also does the 2x2 max pool
-        self.pooled_activation = None  # ... and the (monotone) activation, after the pooling
-        self.pool_ceil = True  # ... with a partial last window (TF 'same'), or without ('valid')
+        self.pad = pad  # (top, bottom, left, right), TensorFlow's
 
     def forward(self, x, activate: bool = True):  # (N, C_in, H, W) -> (N, filters, H', W')
-        if self.pooled_hw is not None:
-            return self._conv_pool(x)
         if self.extra_pad is not None:
             x = F.pad(x, self.extra_pad)
         y = super().forward(x)
         return _apply(self.activation, y, image=True) if activate else y
-
-    def pad_nhwc(self, xh):
-        """The (N, H, W, C) input padded for this convolution ('same'), contiguous."""
-        top, bottom, left, right = self.pad
-        if any(self.pad):
-            xh = F.pad(xh, (0, 0, left, right, top, bottom))
-        return xh.contiguous()
-
-    def unpad_nhwc(self, gx):
-        """The gradient of `pad_nhwc`'s output cut back to its input (a view)."""
-        top, bottom, left, right = self.pad
-        if not any(self.pad):
-            return gx
-        return gx[:, top:gx.shape[1] - bottom, left:gx.shape[2] - right, :]
-
-    def fused_path(self, input_needs_grad: bool) -> str:
-        """How the fused conv + pooling runs: "direct" (on the data, few channels: one
-        kernel), "then_pool" (fused.conv_then_pool) or "separate" (torch's convolution,
-        then the pooling kernel)."""
-        cin = self.in_channels
-        if not input_needs_grad and cin <= DIRECT_MAX_CHANNELS:
-            return "direct"
-        if (fused.sparse_fits(cin, self.kernel_size, self.pooled_hw)
-                or fused.winograd_fits(cin, self.kernel_size, self.out_channels)):
-            return "then_pool"
-        return "separate"
-
-    def _conv_pool(self, x):
-        """Conv, 2x2/stride-2 max pooling, then `pooled_activation` (see fused.py)."""
-        act = self.pooled_activation
-        if not fused.usable(x):
-            if self.extra_pad is not None:
-                x = F.pad(x, self.extra_pad)
-            y = F.max_pool2d(super().forward(x), 2, 2, ceil_mode=self.pool_ceil)
-            return _apply(act, y, image=True)
-        relu = _is_relu(act)
-        xh = self.pad_nhwc(x.permute(0, 2, 3, 1))  # (N, H, W, C): channels-last memory
-        path = self.fused_path(x.requires_grad)
-        if path == "direct":
-            y = fused.conv_pool(xh, self.weight, self.bias, self.pooled_hw, relu=relu)
-        elif path == "then_pool":
-            y = fused.conv_then_pool(xh, self.weight, self.bias, self.pooled_hw, relu=relu)
-        else:
-            y = fused.max_pool(fused.conv_nhwc(xh, self.weight, self.bias), self.pooled_hw,
-                               relu=relu)
-        y = y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory
-        return y if relu else _apply(act, y, image=True)
 
     def keras_weights(self):
         w = [self.weight.detach().permute(2, 3, 1, 0).cpu().numpy()]  # -> (kh, kw, c_in, c_out)
@@ -157,7 +100,7 @@ class Linear(WeightedMixin, nn.Linear):
                 self.bias.copy_(torch.from_numpy(np.asarray(arrays[1])))
 
 
-def _ceil_out(size: int, window: int, stride: int, ceil: bool = True) -> int:
+def pooled_size(size: int, window: int, stride: int, ceil: bool = True) -> int:
     """Output length of torch's max_pool2d (padding 0), with or without ceil_mode."""
     span = size - window
     out = (-(-span // stride) if ceil else span // stride) + 1
@@ -171,7 +114,6 @@ class Pool2d(nn.Module):
 
     'same' max pooling pads with -inf; 'same' average pooling divides by the
     number of real (unpadded) pixels in each window, as TensorFlow does.
-    `post_activation` is a monotone activation moved here from the layer before.
     """
 
     def __init__(self, kind, pool, strides, pad, in_hw):
@@ -181,29 +123,17 @@ class Pool2d(nn.Module):
         self.pad = (left, right, top, bottom) if any(pad) else None
         self.ceil_mode = False
         if (kind == "max" and self.pad is not None and top == 0 and left == 0
-                and all(_ceil_out(n, k, st) == _ceil_out(n + p, k, st, ceil=False)
+                and all(pooled_size(n, k, st) == pooled_size(n + p, k, st, ceil=False)
                         for n, k, st, p in zip(in_hw, pool, strides, (bottom, right)))):
             # Padding only after the last row/column: torch's ceil_mode drops the missing
             # pixels from the last window exactly as -inf padding does, without a padded copy.
             self.pad, self.ceil_mode = None, True
-        self.post_activation = None
-        self.done_by_previous = False  # the Conv2D before already pooled (fused)
-        # 2x2/stride 2 max pooling without a padded copy: the C++ kernel applies
-        self.two_by_two = (kind == "max" and tuple(pool) == (2, 2) and tuple(strides) == (2, 2)
-                           and self.pad is None)
         if kind == "avg" and self.pad is not None:
             ones = torch.ones(1, 1, *in_hw)
             count = F.avg_pool2d(F.pad(ones, self.pad), pool, strides) * (pool[0] * pool[1])
             self.register_buffer("count", count, persistent=False)  # (1, 1, H', W')
 
     def forward(self, x):
-        if self.done_by_previous:
-            return x
-        if self.two_by_two and fused.usable(x):
-            out_hw = tuple(_ceil_out(n, 2, 2, self.ceil_mode) for n in x.shape[2:])
-            relu = _is_relu(self.post_activation)
-            y = fused.max_pool(x.permute(0, 2, 3, 1), out_hw, relu).permute(0, 3, 1, 2)
-            return y if relu else _apply(self.post_activation, y, image=True)
         if self.kind == "max":
             if self.pad is not None:
                 x = F.pad(x, self.pad, value=float("-inf"))
@@ -214,7 +144,7 @@ class Pool2d(nn.Module):
             summed = F.avg_pool2d(F.pad(x, self.pad), self.pool, self.strides) * (
                 self.pool[0] * self.pool[1])
             y = summed / self.count
-        return _apply(self.post_activation, y, image=True)
+        return y
 
 
 class GlobalPool2d(nn.Module):

@@ -39,7 +39,7 @@ def _optimizer_parts(opt: torch.optim.Optimizer):
         for key, value in state.items():
             if torch.is_tensor(value):
                 # a copy of its own: Adam's step counts are views of one tensor
-                # (optimizers._StepCounter), and older safetensors refuse shared memory
+                # (cnnlab.fast.adam._StepCounter), and older safetensors refuse shared memory
                 tensors[f"optim/{pid}/{key}"] = value.detach().cpu().clone(
                     memory_format=torch.contiguous_format)
             else:

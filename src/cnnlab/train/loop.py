@@ -19,12 +19,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import fast
 from ..losses import Loss, correct
-from ..optimizers import step_function
 from .callbacks import CallbackList
-from . import denormals, fast_step
 from .data import Arrays
-from .memory import keep_freed_memory
 
 
 def epoch_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> torch.Tensor:
@@ -88,7 +86,7 @@ class Trainer:
         self._last_batch: tuple[torch.Tensor, int] | None = None  # (loss sum, size)
         self.api_model = None  # the Keras-style model that callbacks see as `self.model`
         self.index_targets = False  # set by fit: the training labels are one-hot rows
-        self.fast_step = None  # set by fit where the model allows (fast_step.py)
+        self.fast_step = None  # set by fit where the model allows (fast.plan_step)
 
     @property
     def last_loss(self) -> torch.Tensor | None:
@@ -102,7 +100,7 @@ class Trainer:
     @optimizer.setter
     def optimizer(self, opt: torch.optim.Optimizer) -> None:
         self._optimizer = opt
-        self._step = step_function(opt)  # opt.step, or torch's fused Adam called directly
+        self._step = fast.step_function(opt)  # opt.step, or torch's fused Adam called directly
 
     # -- one step ------------------------------------------------------------
     def _loss(self, out, yb):
@@ -121,9 +119,9 @@ class Trainer:
 
     def train_step(self, xb, yb, yi) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (sum of loss over the batch, number correct)."""
-        fast = self.fast_step
-        if fast is not None and fast.applies(xb):
-            return fast(xb, yb, yi)
+        fast_step = self.fast_step
+        if fast_step is not None and fast_step.applies(xb):
+            return fast_step(xb, yb, yi)
         out = self.net(xb, logits=self.from_logits)
         loss = self._mean_loss(out, yb, yi)
         reg = self.net.regularization()
@@ -168,7 +166,7 @@ class Trainer:
     def fit(self, train: Arrays, val: Arrays | None, *, epochs: int, batch_size: int,
             callbacks=(), seed: int = 0, shuffle: bool = True,
             position: Position | None = None, validation_freq: int = 1) -> None:
-        with denormals.flushed(self.device):
+        with fast.cpu_settings(self.device):
             self._fit(train, val, epochs=epochs, batch_size=batch_size, callbacks=callbacks,
                       seed=seed, shuffle=shuffle, position=position,
                       validation_freq=validation_freq)
@@ -178,9 +176,7 @@ class Trainer:
         self.train_data, self.val_data = train, val
         self.index_targets = (train.onehot and self.from_logits
                               and self.loss.name == "categorical_crossentropy")
-        if self.device.type == "cpu":
-            keep_freed_memory()  # steps reuse their pages instead of faulting them in again
-        self.fast_step = fast_step.plan(self)
+        self.fast_step = fast.plan_step(self)
         self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
         self.position = position or Position()
         self.position.sums.on(self.device)  # a resumed run's sums come from the checkpoint on CPU

@@ -16,14 +16,14 @@ import contextlib
 
 import torch
 
-from .. import fused
+from . import kernels
 
 
 def set_flush(on: bool) -> bool:
-    """Flush on this thread and torch's worker threads (the C++ extension; without it, this
-    thread only); returns whether it was on before."""
-    if fused.available():
-        return fused._ext.set_flush_denormal(on)
+    """Flush on this thread and torch's worker threads (the compiled kernels; without them,
+    this thread only); returns whether it was on before."""
+    if kernels.EXT is not None:
+        return kernels.EXT.set_flush_denormal(on)
     torch.set_flush_denormal(on)
     return False
 

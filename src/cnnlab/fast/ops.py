@@ -1,4 +1,4 @@
-"""Optional C++ kernels around 2x2/stride-2 max pooling (csrc/fused.cpp).
+"""The compiled kernels around 2x2/stride-2 max pooling (csrc/fused.cpp), as torch ops.
 
 - `conv_pool`: the first Conv2D and the 2x2 max pooling after it, fused. The
   lecture's first block spends most of its time writing, pooling and
@@ -19,9 +19,10 @@
   zero-fills the input gradient, then scatters through int64 indices).
 
 Both can apply a ReLU after pooling in the same pass (max(relu(x)) == relu(max(x))).
-They run on CPU in float32, channels last. Without the compiled kernel
-(`available()` is False) the layers run as ordinary torch operations, with the
-same results (up to float rounding: Winograd and torch sum in other orders).
+They run on CPU in float32, channels last. Without the compiled kernels
+(`available()` is False: kernels.py says why) the modules that call these
+(rewrite.py) run ordinary torch operations instead, with the same results (up to
+float rounding: Winograd and torch sum in other orders).
 
     >>> if usable(x): out = conv_pool(x_nhwc_padded, conv.weight, conv.bias, (13, 13), relu=True)
 """
@@ -30,14 +31,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-try:
-    from . import _fused as _ext  # built by setup.py; optional
-except ImportError:  # pragma: no cover - depends on the build
-    _ext = None
+from . import kernels
 
 
 def available() -> bool:
-    return _ext is not None
+    return kernels.EXT is not None
 
 
 def _tracked(*tensors) -> bool:
@@ -79,13 +77,13 @@ def conv_pool_forward(x, w, b, out_hw: tuple[int, int], relu: bool, want_arg: bo
     """conv_pool's kernel: x (N, Hp, Wp, Cin) padded, w (Cout, Cin, KH, KW) -> (out, arg),
     out (N, *out_hw, Cout) and the winners (defined if want_arg), as pool_forward's."""
     bias = b.detach() if b is not None else x.new_empty(0)
-    return _ext.conv_pool_forward(x, _keras_layout(w), bias, out_hw[0], out_hw[1], relu,
+    return kernels.EXT.conv_pool_forward(x, _keras_layout(w), bias, out_hw[0], out_hw[1], relu,
                                   want_arg)
 
 
 def conv_pool_backward(x, arg, grad, kernel: tuple[int, int]):
     """conv_pool's weight and bias gradients, the weight's in torch's shape (a permuted view)."""
-    gw, gb = _ext.conv_pool_backward(x, arg, grad.contiguous(), *kernel)
+    gw, gb = kernels.EXT.conv_pool_backward(x, arg, grad.contiguous(), *kernel)
     return gw.permute(3, 2, 0, 1), gb
 
 
@@ -100,7 +98,7 @@ def conv_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
 class _MaxPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, out_h: int, out_w: int, relu: bool):
-        out, arg = _ext.pool_forward(x, out_h, out_w, relu, True)
+        out, arg = kernels.EXT.pool_forward(x, out_h, out_w, relu, True)
         ctx.save_for_backward(arg)
         ctx.in_hw = (x.shape[1], x.shape[2])
         return out
@@ -108,7 +106,7 @@ class _MaxPool(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (arg,) = ctx.saved_tensors
-        return _ext.pool_backward(grad.contiguous(), arg, *ctx.in_hw), None, None, None
+        return kernels.EXT.pool_backward(grad.contiguous(), arg, *ctx.in_hw), None, None, None
 
 
 def max_pool(x, out_hw: tuple[int, int], relu: bool = False):
@@ -118,7 +116,7 @@ def max_pool(x, out_hw: tuple[int, int], relu: bool = False):
     window holds the pixels that exist)."""
     if _tracked(x):
         return _MaxPool.apply(x.contiguous(), out_hw[0], out_hw[1], relu)
-    return _ext.pool_forward(x.contiguous(), out_hw[0], out_hw[1], relu, False)[0]
+    return kernels.EXT.pool_forward(x.contiguous(), out_hw[0], out_hw[1], relu, False)[0]
 
 
 def _kernel_last(w):
@@ -127,23 +125,23 @@ def _kernel_last(w):
     return w.permute(0, 2, 3, 1).contiguous()
 
 
-def _conv_pool_forward(x, w, b, out_h: int, out_w: int, relu: bool, want_arg: bool):
+def conv_then_pool_forward(x, w, b, out_h: int, out_w: int, relu: bool, want_arg: bool):
     """Stride-1 convolution then 2x2 max pooling: Winograd F(4x4, 3x3) with the pooling in
     the same pass where it applies (`winograd_fits`), else torch's convolution + the pooling
     kernel. -> (out, arg) as `pool_forward`'s. A single image goes to torch: its few tiles
     do not pay for the kernel's threads (0.65 vs 0.56 ms for the lecture's predict)."""
     if x.shape[0] > 1 and winograd_fits(w.shape[1], (w.shape[2], w.shape[3]), w.shape[0]):
         bias = b.detach() if b is not None else x.new_empty(0)
-        return _ext.winograd_pool_forward(x.detach(), _kernel_last(w.detach()), bias,
+        return kernels.EXT.winograd_pool_forward(x.detach(), _kernel_last(w.detach()), bias,
                                           out_h, out_w, relu, want_arg)
-    return _ext.pool_forward(conv_nhwc(x, w, b), out_h, out_w, relu, want_arg)
+    return kernels.EXT.pool_forward(conv_nhwc(x, w, b), out_h, out_w, relu, want_arg)
 
 
 class _ConvThenPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, w, b, out_h: int, out_w: int, relu: bool):
         # x (N, Hp, Wp, Cin) padded; w (Cout, Cin, KH, KW) -> (N, out_h, out_w, Cout)
-        out, arg = _conv_pool_forward(x, w, b, out_h, out_w, relu, True)
+        out, arg = conv_then_pool_forward(x, w, b, out_h, out_w, relu, True)
         ctx.save_for_backward(x, w, arg)
         ctx.has_bias = b is not None
         return out
@@ -162,10 +160,10 @@ def conv_then_pool_backward(x, w, grad, arg, need_x: bool, has_bias: bool):
     grad = grad.contiguous()
     kh, kw = w.shape[2], w.shape[3]
     if sparse_fits(x.shape[3], (kh, kw), (grad.shape[1], grad.shape[2])):
-        gx, gw, gb = _ext.conv_then_pool_backward(x, _kernel_last(w), grad, arg, need_x)
+        gx, gw, gb = kernels.EXT.conv_then_pool_backward(x, _kernel_last(w), grad, arg, need_x)
         return (gx if need_x else None), gw.permute(0, 3, 1, 2), gb
     # dense: the convolution output's gradient from the winners, then torch's
-    gy = _ext.pool_backward(grad, arg, x.shape[1] - kh + 1, x.shape[2] - kw + 1)
+    gy = kernels.EXT.pool_backward(grad, arg, x.shape[1] - kh + 1, x.shape[2] - kw + 1)
     gx, gw, gb = torch.ops.aten.convolution_backward(
         gy.permute(0, 3, 1, 2), x.permute(0, 3, 1, 2), w, [w.shape[0]], [1, 1],
         [0, 0], [1, 1], False, [0, 0], 1, [need_x, True, has_bias])
@@ -178,19 +176,20 @@ def conv_then_pool(x, w, b, out_hw: tuple[int, int], relu: bool = False):
     only the winners where `sparse_fits`, else it is torch's convolution backward."""
     if _tracked(x, w, b):
         return _ConvThenPool.apply(x, w, b, out_hw[0], out_hw[1], relu)
-    return _conv_pool_forward(x, w, b, out_hw[0], out_hw[1], relu, False)[0]
+    return conv_then_pool_forward(x, w, b, out_hw[0], out_hw[1], relu, False)[0]
 
 
 def sparse_fits(cin: int, kernel: tuple[int, int], out_hw: tuple[int, int]) -> bool:
     """Whether conv_then_pool's backward beats a dense one here (its fast path exists)."""
-    return _ext is not None and _ext.sparse_backward_fast(cin, kernel[0], kernel[1], *out_hw)
+    return (kernels.EXT is not None
+            and kernels.EXT.sparse_backward_fast(cin, kernel[0], kernel[1], *out_hw))
 
 
 def winograd_fits(cin: int, kernel: tuple[int, int], cout: int) -> bool:
     """Whether conv_then_pool's forward runs as Winograd F(4x4, 3x3) with the pooling fused."""
-    return _ext is not None and _ext.winograd_fits(cin, kernel[0], kernel[1], cout)
+    return kernels.EXT is not None and kernels.EXT.winograd_fits(cin, kernel[0], kernel[1], cout)
 
 
 def usable(x: torch.Tensor) -> bool:
     """The kernels run on x: compiled, CPU, float32 (the convolution also needs x constant)."""
-    return _ext is not None and x.device.type == "cpu" and x.dtype == torch.float32
+    return kernels.EXT is not None and x.device.type == "cpu" and x.dtype == torch.float32

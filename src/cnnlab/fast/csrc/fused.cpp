@@ -18,6 +18,18 @@
 // ceil_mode (TF 'same' padded only at the end) does. The first maximum in scan order
 // wins and NaN propagates (the last NaN wins), as in torch's max_pool2d; ReLU keeps NaN and zeroes x <= 0
 // (its gradient there is 0), as torch's relu does.
+//
+// Built once per instruction set (setup.py, cnnlab/fast/isa.py); the AVX-512 paths exist
+// only in the binary built with -mavx512*, which cnnlab loads only on a CPU that has them.
+
+// GCC 12's AVX-512 headers make their "undefined" vectors by self-initialization, which
+// -W(maybe-)uninitialized reports inside every intrinsic that takes one (GCC bug 105593,
+// fixed in 13): silenced for the headers only, so this file's own code is still checked.
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -27,6 +39,9 @@
 
 #if defined(__SSE__)
 #include <xmmintrin.h>
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ < 13
+#pragma GCC diagnostic pop
 #endif
 
 #include <cmath>
@@ -369,10 +384,12 @@ struct ThreadGrads {
   }
 };
 
+#if defined(__AVX512F__)
 // The first-layer case with its own row kernels: grayscale, 3x3, 16 or 32 filters.
 bool gray_3x3_rows(int64_t Cin, int64_t KH, int64_t KW, int64_t Cout) {
   return Cin == 1 && KH == 3 && KW == 3 && (Cout == 16 || Cout == 32);
 }
+#endif
 
 // The 2x2/stride-2 pooled output (N, Ho, Wo, C) of an (H, W) map and its winners (undefined
 // unless want_arg). Ho is H/2 rounded down ('valid') or up (TF 'same'), and so is Wo.
@@ -479,9 +496,9 @@ std::vector<at::Tensor> conv_pool_backward(const at::Tensor& x, const at::Tensor
         for (; j < Wo; ++j) {
           const float* g = gp + ((n * Ho + i) * Wo + j) * Cout;
           const uint8_t* a = ap + ((n * Ho + i) * Wo + j) * Cout;
-          const float* x00 = xp + ((n * Hp + 2 * i) * Wp + 2 * j) * Cin;
           const int valid = valid_offsets(i, j, Hc, Wc);
 #if defined(__AVX512F__)
+          const float* x00 = xp + ((n * Hp + 2 * i) * Wp + 2 * j) * Cin;
           if (vec && valid == 15) {
             channel_blocks(Cout, [&](auto nv, int64_t co0) {
               constexpr int NV = decltype(nv)::value;
@@ -1114,7 +1131,7 @@ std::vector<at::Tensor> winograd_pool_forward(const at::Tensor& x, const at::Ten
     }
   });
 #else
-  (void)relu; (void)b;
+  (void)relu; (void)b; (void)N;
 #endif
   return {out, arg};
 }
@@ -1140,7 +1157,13 @@ bool set_flush_denormal(bool on) {
 #endif
 }
 
+// setup.py builds this file once per instruction set (cnnlab/fast/isa.py) and names it here
+#ifndef CNNLAB_KERNELS_ISA
+#define CNNLAB_KERNELS_ISA "unknown"
+#endif
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.attr("ISA") = CNNLAB_KERNELS_ISA;
   m.def("conv_pool_forward", &conv_pool_forward, "fused conv + 2x2 max pool (+ ReLU), forward");
   m.def("conv_pool_backward", &conv_pool_backward, "fused conv + 2x2 max pool, weight grads");
   m.def("pool_forward", &pool_forward, "2x2 max pool (+ ReLU), forward");

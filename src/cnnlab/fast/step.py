@@ -1,6 +1,6 @@
 """A training step without autograd's bookkeeping, for the models the fused kernels cover.
 
-    >>> step = plan(trainer)          # None when the model has a layer it does not cover
+    >>> step = plan_step(trainer)     # None when the model has a layer it does not cover
     >>> loss_sum, hits = step(xb, yb, yi)
 
 For the lecture's model a step does a few dozen tensor operations of real work, and
@@ -13,10 +13,11 @@ loss works (softmax cross-entropy on class indices without smoothing, the lectur
 calls autograd's own aten ops directly). Same kernels in the same order: the gradients
 equal autograd's bit for bit (tests/test_train_step.py checks it).
 
-Covered: Conv2D (stride 1) fused with the 2x2 max pooling after it (ReLU or no
-activation), Flatten, Dense with ReLU or no activation, and a softmax/sigmoid folded
-into the loss. Anything else (dropout, batch normalization, other activations,
-regularizers, frozen weights) returns None from `plan`, and the trainer uses autograd.
+Covered: a FusedConvPool on one kernel (rewrite.py: Conv2D with stride 1 and the 2x2 max
+pooling after it, ReLU or no activation), Flatten, Dense with ReLU or no activation, and
+a softmax/sigmoid folded into the loss. Anything else (dropout, batch normalization,
+other activations, regularizers, frozen weights) returns None from `plan_step`, and the
+trainer uses autograd.
 """
 from __future__ import annotations
 
@@ -25,17 +26,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .. import fused
-from ..layers.modules import Conv2d, Flatten, Linear, Pool2d, _is_relu
+from ..layers.modules import Flatten, Linear
 from ..losses import correct
+from . import ops
+from .rewrite import FusedConvPool, _is_relu
 
 
 @dataclass(frozen=True)
 class _Conv:
-    module: Conv2d
+    module: FusedConvPool
     relu: bool
     first: bool  # sees the data: no input gradient
-    direct: bool  # the module's "direct" path: conv_pool's own kernel (Conv2d.fused_path)
+    direct: bool  # the module's "direct" path: conv_pool's own kernel (FusedConvPool.path)
 
 
 @dataclass(frozen=True)
@@ -57,51 +59,51 @@ def _activation_ok(act) -> tuple[bool, bool]:
 
 
 def _program(net, from_logits: bool) -> list | None:
-    ops, first = [], True
-    last = len(net.layers) - 1
-    for i, m in enumerate(net.layers):
-        if isinstance(m, Conv2d):
-            if m.pooled_hw is None or m.activation is not None:
+    chain = getattr(net, "chain", None)  # a sequential model's modules, as they run
+    if chain is None:
+        return None
+    program, first = [], True
+    last = len(chain) - 1
+    for i, m in enumerate(chain):
+        if isinstance(m, FusedConvPool):
+            if not m.one_kernel:
                 return None
-            ok, relu = _activation_ok(m.pooled_activation)
-            path = m.fused_path(input_needs_grad=not first)
+            ok, relu = _activation_ok(m.activation)
+            path = m.path(input_needs_grad=not first)
             if not ok or path == "separate":  # that path runs through autograd's conv
                 return None
-            ops.append(_Conv(m, relu, first, path == "direct"))
-        elif isinstance(m, Pool2d):
-            if not m.done_by_previous:
-                return None
+            program.append(_Conv(m, relu, first, path == "direct"))
         elif isinstance(m, Flatten):
-            ops.append(_Flatten())
+            program.append(_Flatten())
         elif isinstance(m, Linear) and not m.image:
             folded = i == last and from_logits and net.output_activation is not None
             ok, relu = (True, False) if folded else _activation_ok(m.activation)
             if not ok:
                 return None
-            ops.append(_Dense(m, relu))
+            program.append(_Dense(m, relu))
         else:
             return None
         first = False
-    return ops
+    return program
 
 
-def plan(trainer) -> "FastStep | None":
+def plan_step(trainer) -> "FastStep | None":
     """The fast step for the trainer's model, or None where it does not apply."""
     net = trainer.net
-    if (not fused.available() or trainer.device.type != "cpu" or net.regularized
+    if (not ops.available() or trainer.device.type != "cpu" or net.regularized
             or any(not p.requires_grad for p in net.parameters())):
         return None
-    ops = _program(net, trainer.from_logits)
-    return FastStep(trainer, ops) if ops else None
+    program = _program(net, trainer.from_logits)
+    return FastStep(trainer, program) if program else None
 
 
 class FastStep:
-    def __init__(self, trainer, ops: list):
-        self.trainer, self.ops = trainer, ops
+    def __init__(self, trainer, program: list):
+        self.trainer, self.program = trainer, program
         self.params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
 
     def applies(self, xb: torch.Tensor) -> bool:
-        return fused.usable(xb) and torch.is_grad_enabled()
+        return ops.usable(xb) and torch.is_grad_enabled()
 
     def __call__(self, xb, yb, yi) -> tuple[torch.Tensor, torch.Tensor]:
         tr = self.trainer
@@ -125,16 +127,15 @@ class FastStep:
 
     def _forward(self, h):
         saved = []
-        for op in self.ops:
+        for op in self.program:
             if isinstance(op, _Conv):
                 m = op.module
                 x = m.pad_nhwc(h)
+                w, b = m.conv.weight, m.conv.bias
                 if op.direct:
-                    h, arg = fused.conv_pool_forward(x, m.weight, m.bias, m.pooled_hw, op.relu,
-                                                     True)
+                    h, arg = ops.conv_pool_forward(x, w, b, m.out_hw, op.relu, True)
                 else:
-                    h, arg = fused._conv_pool_forward(x, m.weight, m.bias, *m.pooled_hw,
-                                                      op.relu, True)
+                    h, arg = ops.conv_then_pool_forward(x, w, b, *m.out_hw, op.relu, True)
                 saved.append((x, arg))
             elif isinstance(op, _Flatten):
                 saved.append(h.shape)
@@ -150,20 +151,21 @@ class FastStep:
 
     def _backward(self, g, saved) -> dict:
         grads = {}
-        for i in range(len(self.ops) - 1, -1, -1):
-            op, s = self.ops[i], saved[i]
+        for i in range(len(self.program) - 1, -1, -1):
+            op, s = self.program[i], saved[i]
             if isinstance(op, _Conv):
                 m = op.module
+                conv = m.conv
                 x, arg = s
                 if op.direct:
-                    gw, gb = fused.conv_pool_backward(x, arg, g, m.kernel_size)
+                    gw, gb = ops.conv_pool_backward(x, arg, g, conv.kernel_size)
                     gx = None
                 else:
-                    gx, gw, gb = fused.conv_then_pool_backward(x, m.weight, g, arg, not op.first,
-                                                               m.bias is not None)
-                grads[m.weight] = gw
-                if m.bias is not None:
-                    grads[m.bias] = gb
+                    gx, gw, gb = ops.conv_then_pool_backward(x, conv.weight, g, arg, not op.first,
+                                                             conv.bias is not None)
+                grads[conv.weight] = gw
+                if conv.bias is not None:
+                    grads[conv.bias] = gb
                 g = m.unpad_nhwc(gx) if gx is not None else None
             elif isinstance(op, _Flatten):
                 g = g.reshape(s)
