@@ -109,7 +109,7 @@ def check_safe(entry, where: str) -> None:
     cls = entry.get("class_name")
     if cls in ("Lambda", "TFOpLambda", "SlicingOpLambda"):
         raise SpecError(f"{where}: " + _UNSAFE.format(what="`Lambda` layer"))
-    if cls == "__lambda__" or entry.get("class_name") == "function":
+    if cls in ("__lambda__", "function"):
         raise SpecError(f"{where}: " + _UNSAFE.format(what="Python function"))
     module = entry.get("module")
     registered = entry.get("registered_name")

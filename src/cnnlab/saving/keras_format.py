@@ -101,11 +101,8 @@ def read_keras(path) -> tuple[dict, dict, bytes]:
 
 
 def model_from_spec(spec):
-    from .. import models
-    from .graph_config import is_sequential
-    if is_sequential(spec):
-        return models.Sequential.from_spec(spec)
-    return models.Model.from_spec(spec)
+    from ..models import Model
+    return Model.from_spec(spec)  # a Sequential for a sequential spec
 
 
 def model_from_config(config: dict, legacy: bool = False, source: str = "the file"):
@@ -114,7 +111,8 @@ def model_from_config(config: dict, legacy: bool = False, source: str = "the fil
         spec = ModelSpec.from_dict(spec_dict_from_keras(config, legacy))
     except SpecError as err:
         raise SpecError(f"Cannot load the model in {source}: {err}") from None
-    return model_from_spec(spec), spec
+    model = model_from_spec(spec)
+    return model, model.to_spec()
 
 
 def load_weights_h5_bytes(model, spec, data, source: str) -> None:
