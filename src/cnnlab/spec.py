@@ -129,7 +129,7 @@ class ModelSpec:
         if not layers:
             raise SpecError("A model needs at least one layer. Received an empty `layers` list.")
         for i, layer in enumerate(layers):
-            if isinstance(layer, layer_registry.InputLayer):
+            if isinstance(layer, layer_registry.InputBase):
                 raise SpecError(f"Layer {i} (Input): Input may only be the first layer.")
         calls = [(layer, (i,)) for i, layer in enumerate(layers)]
         self._init(name, (InputSpec(input_shape),), calls, (len(layers),), sequential=True)
@@ -231,9 +231,11 @@ class ModelSpec:
     def from_layers(cls, layers, input_shape=None, name="sequential") -> "ModelSpec":
         """Layers as the Python API holds them; the input shape may sit on the first layer."""
         layers = list(layers)
+        if layers and type(layers[0]).__name__ == "KerasTensor":  # [Input(shape=...), ...]
+            layers[0] = layer_registry.InputBase(shape=layers[0]._shape)
         if input_shape is not None:  # checked first: the comparisons below need a tuple
             input_shape = shape_tuple(input_shape, "input_shape")
-        if layers and isinstance(layers[0], layer_registry.InputLayer):
+        if layers and isinstance(layers[0], layer_registry.InputBase):
             if input_shape is not None and tuple(input_shape) != layers[0].config["shape"]:
                 raise SpecError(f"Two different input shapes: input_shape={list(input_shape)} "
                                 f"and Input shape={list(layers[0].config['shape'])}.")

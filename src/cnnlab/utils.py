@@ -1,4 +1,7 @@
 """Keras's utils: `cnnlab.utils.to_categorical(y, 10)`, `cnnlab.utils.plot_model(model)`."""
+import sys
+
+from . import np_utils
 from .data.preprocess import to_categorical as _one_hot
 
 
@@ -14,3 +17,8 @@ def plot_model(model, to_file="model.png", show_shapes=False, show_dtype=False,
     from .model_plot import plot_model as plot
     return plot(model, to_file, show_shapes, show_dtype, show_layer_names, rankdir,
                 expand_nested, dpi, show_layer_activations, show_trainable, **kwargs)
+
+
+# Keras 2's `keras.utils.np_utils`, importable as a module too
+# (`from cnnlab.utils.np_utils import to_categorical`)
+sys.modules[__name__ + ".np_utils"] = np_utils

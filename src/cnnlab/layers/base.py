@@ -8,6 +8,12 @@ arguments (defaults filled in), and three rules derived from them:
 - `build(input_shape)`: the torch module that computes it.
 
 Shapes are always in Keras's channels-last order, e.g. (26, 26, 32).
+
+New layers register themselves where they are defined (timm's `@register_model`):
+
+    >>> @register
+    ... class Softmax(Layer):
+    ...     keras_name, auto_name = "Softmax", "softmax"
 """
 from __future__ import annotations
 
@@ -160,6 +166,38 @@ class Layer:
     __hash__ = None
 
 
+class Registry(dict):
+    """Keras class name -> Layer class; unknown names fail listing the valid ones.
+
+    A dict, so that `LAYERS` stays a plain mapping for its readers; `register`
+    refuses a name twice (two classes answering to one YAML key would be a silent bug).
+    """
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def register(self, cls=None, *, name: str | None = None):
+        """Class decorator: `@register` (under its keras_name) or `@register(name="Alias")`."""
+        def add(cls):
+            key = name or cls.keras_name
+            if key in self and self[key] is not cls:
+                raise RuntimeError(f"{self.kind} {key!r} is registered twice "
+                                   f"({self[key].__name__} and {cls.__name__}).")
+            self[key] = cls
+            return cls
+        return add(cls) if cls is not None else add
+
+    def get(self, name):
+        if not isinstance(name, str) or name not in self:
+            raise SpecError(unknown_name(self.kind, name, self))
+        return self[name]
+
+
+REGISTRY = Registry("layer")
+register = REGISTRY.register
+
+
 # -- argument checks: each returns the normalized value or raises SpecError ----
 
 def invalid(arg: str, expected: str, value) -> SpecError:
@@ -179,12 +217,11 @@ def positive_int(value, arg: str) -> int:
 
 def int_pair(value, arg: str) -> tuple[int, int]:
     """An int or a pair of ints, all > 0 (Keras accepts both for kernel sizes)."""
-    if is_int(value):
-        value = (value, value)
-    if (not isinstance(value, (list, tuple)) or len(value) != 2
-            or not all(is_int(v) and v > 0 for v in value)):
-        raise invalid(arg, "a strictly positive integer or a pair of them", value)
-    return tuple(value)
+    pair = (value, value) if is_int(value) else value
+    if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+            or not all(is_int(v) and v > 0 for v in pair)):
+        raise invalid(arg, "a strictly positive integer or a pair of them", value)  # as written
+    return tuple(pair)
 
 
 def choice(value, arg: str, choices) -> str:
@@ -208,6 +245,39 @@ def unit_float(value, arg: str, *, low_open=False, high_open=True) -> float:
         hi = "1)" if high_open else "1]"
         raise invalid(arg, f"a number in {lo}, {hi}", value)
     return float(value)
+
+
+def number(value, arg: str, *, minimum: float | None = None, allow_none=False):
+    """A real number (not a bool), optionally >= minimum; None only where Keras allows it."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or (minimum is not None and value < minimum) or value != value:  # NaN
+        expected = "a number" if minimum is None else f"a number >= {minimum:g}"
+        raise invalid(arg, expected + (" or None" if allow_none else ""), value)
+    return float(value)
+
+
+def pad_pairs(value, arg: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Keras's 2-D padding/cropping forms -> ((top, bottom), (left, right)), all >= 0:
+    an int, a pair (symmetric height, symmetric width) or a pair of pairs."""
+    def nonneg(v):
+        return is_int(v) and v >= 0
+    expected = ("a non-negative integer, a pair of them (symmetric height, width) or a pair "
+                "of pairs ((top, bottom), (left, right))")
+    if nonneg(value):
+        return ((value, value), (value, value))
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        out = []
+        for v in value:
+            if nonneg(v):
+                out.append((v, v))
+            elif isinstance(v, (list, tuple)) and len(v) == 2 and all(nonneg(x) for x in v):
+                out.append(tuple(v))
+            else:
+                raise invalid(arg, expected, value)
+        return tuple(out)
+    raise invalid(arg, expected, value)
 
 
 def weighted_args(c: dict) -> dict:
@@ -264,4 +334,4 @@ def shape_str(shape: tuple) -> str:
     return "(None, " + ", ".join(str(s) for s in shape) + ")" if shape else "(None,)"
 
 
-__all__ = ["Layer", "REQUIRED", "unknown_name"]
+__all__ = ["Layer", "REQUIRED", "Registry", "REGISTRY", "register", "unknown_name"]

@@ -12,6 +12,7 @@ import torch
 
 from ..data.preprocess import fit_to_input
 from ..errors import DataError
+from ..layers.reshaping import takes_raw_pixels
 from ..losses import Loss
 
 
@@ -36,10 +37,13 @@ class Arrays:
         return xb, take(self.y), take(self.y_index)
 
 
-def to_images(x, input_shape, what) -> tuple[torch.Tensor, float]:
-    """Images as a tensor (N, *input_shape) and the factor that scales a batch to [0, 1]."""
+def to_images(x, input_shape, what, raw_pixels: bool = False) -> tuple[torch.Tensor, float]:
+    """Images as a tensor (N, *input_shape) and the factor that scales a batch to [0, 1].
+
+    `raw_pixels`: the model scales its input itself (a first Rescaling layer), so uint8
+    pixels go in as 0..255, as Keras feeds them; scaled here too, they would be scaled twice."""
     x = np.asarray(x)
-    if x.dtype == np.uint8:
+    if x.dtype == np.uint8 and not raw_pixels:
         return torch.from_numpy(np.ascontiguousarray(fit_to_input(x, input_shape, what))), 1 / 255
     if not np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_:
         raise DataError(f"Expected {what} as numbers (uint8 or float). Received dtype {x.dtype}.")
@@ -93,7 +97,7 @@ def check_output(spec, loss: Loss) -> None:
 def to_arrays(x, y, spec, loss: Loss, what: str = "training") -> Arrays:
     """Images and labels for `spec`'s model and `loss`, checked against both."""
     check_output(spec, loss)
-    xt, scale = to_images(x, spec.input_shape, f"{what} images")
+    xt, scale = to_images(x, spec.input_shape, f"{what} images", takes_raw_pixels(spec))
     yt, yi = _targets(y, xt.shape[0], loss, spec.num_outputs, f"{what} labels")
     return Arrays(xt, yt, yi, scale, onehot=loss.target == "onehot" and is_onehot(yt))
 

@@ -15,8 +15,10 @@ import numpy as np
 import torch
 
 from .. import losses, optimizers
+from .. import metrics as metrics_module
 from ..errors import ConfigError, DataError, RunError
 from . import callbacks as cb
+from ..layers.reshaping import takes_raw_pixels
 from .data import to_arrays, to_images
 from .progress import ProgressBar, format_logs
 from .loop import Trainer, seed_everything
@@ -41,15 +43,14 @@ class FitMixin:
             raise ConfigError("compile() needs a loss, e.g. loss='categorical_crossentropy'.")
         self.loss = losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
-        unknown = [m for m in (metrics or []) if m not in ("accuracy", "acc")]
-        if unknown:
-            raise ConfigError(f"Unknown metric {unknown[0]!r}. Expected: accuracy.")
-        self.metrics = ["accuracy"] if metrics else []
+        resolved = metrics_module.resolve(metrics)
+        self.metrics = [key for key, _ in resolved]  # the history keys, in Keras's order
         self.label_smoothing = float(label_smoothing)
         self.device = resolve_device(device)
         net = self.net.to(self.device)
         self._trainer = Trainer(net, self.optimizer.build(net.parameters()), self.loss,
-                                label_smoothing=self.label_smoothing, device=self.device)
+                                label_smoothing=self.label_smoothing, device=self.device,
+                                metrics=resolved)
         self._trainer.api_model = self
 
     def _require_compiled(self, what):
@@ -139,12 +140,13 @@ class FitMixin:
             print(f"{format_logs(result)[3:]}", file=sys.stdout)
         if return_dict:
             return result
-        return [result["loss"], result["accuracy"]] if self.metrics else result["loss"]
+        # Keras: the loss alone, or [loss, *metrics] in compile's order
+        return list(result.values()) if len(result) > 1 else result["loss"]
 
     @torch.inference_mode()
     def predict(self, x, batch_size=None, verbose="auto") -> np.ndarray:
         spec = self.to_spec()
-        xt, scale = to_images(x, spec.input_shape, "images")
+        xt, scale = to_images(x, spec.input_shape, "images", takes_raw_pixels(spec))
         net = self.net
         was = net.training
         net.eval()
