@@ -235,13 +235,18 @@ class Model(FitMixin):
     def non_trainable_weights(self) -> list:
         return [v for v in self.weights if not v.trainable]
 
-    def save_weights(self, path, overwrite: bool = True) -> None:
-        from .checkpoint_io import save_weights
-        save_weights(self.net, path)
+    # -- files (formats chosen by file name: cnnlab.saving) ----------------------
+    def save(self, filepath, overwrite: bool = True, **kwargs) -> None:
+        from .saving import save_model
+        save_model(self, filepath, overwrite=overwrite, **kwargs)
 
-    def load_weights(self, path) -> None:
-        from .checkpoint_io import load_weights
-        load_weights(self.net, path)
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        from .saving import save_weights
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath) -> None:
+        from .saving import load_weights
+        load_weights(self, filepath)
 
     # -- calling ---------------------------------------------------------------
     def as_layer(self) -> ModelLayer:
@@ -362,11 +367,7 @@ class Sequential(Model):
         return self.net
 
 
-def load_model(path, **kwargs):
-    """Keras's `load_model` (the .keras/.h5 readers are in cnnlab.saving where available)."""
-    try:
-        from .saving import load_model as _load
-    except ImportError:
-        raise SpecError(f"Cannot open {path}: this build of cnnlab has no Keras file reader.") \
-            from None
-    return _load(path, **kwargs)
+def load_model(filepath, custom_objects=None, compile: bool = True, safe_mode: bool = True):
+    """Keras's `models.load_model`: a `.keras` file or a legacy Keras 2 `.h5` model."""
+    from .saving import load_model as load
+    return load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
