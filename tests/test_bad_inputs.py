@@ -123,8 +123,8 @@ CASES = [
          "positive integer. Received batch_size=0.", cfg("c.yaml", batch_size=0)),
     Case("out of range (float)", TRAIN, 2, "Invalid value for `train.label_smoothing`. Expected a "
          "number in [0, 1). Received label_smoothing=1.5.", cfg("c.yaml", label_smoothing=1.5)),
-    Case("unknown optimizer", TRAIN, 2, "Unknown optimizer 'adamm'. Expected one of: adagrad, "
-         "adam, adamw, rmsprop, sgd.", cfg("c.yaml", optimizer={"name": "adamm"})),
+    Case("unknown optimizer", TRAIN, 2, "Unknown optimizer 'adamm'. Expected one of: adadelta, "
+         "adagrad, adam, adamax, adamw, nadam, rmsprop, sgd.", cfg("c.yaml", optimizer={"name": "adamm"})),
     Case("bad callback argument", TRAIN, 2, "train.callbacks[0] (EarlyStopping): Invalid value for "
          "argument `patience`. Expected an integer >= 0. Received patience=-1.",
          cfg("c.yaml", callbacks=[{"EarlyStopping": {"patience": -1}}])),
@@ -136,7 +136,7 @@ CASES = [
          cfg("c.yaml", layers=[{"Conv2D": {"filters": 4, "kernel_size": 9}}, "Flatten",
                                {"Dense": {"units": 3}}])),
     Case("unknown layer", TRAIN, 3, "Layer 0 (Conv3D): Unknown layer 'Conv3D'. Expected one of: "
-         "Activation, AveragePooling2D,", cfg("c.yaml", layers=[{"Conv3D": {"filters": 4}}])),
+         "Activation, Add, Average,", cfg("c.yaml", layers=[{"Conv3D": {"filters": 4}}])),
     Case("bad layer argument", TRAIN, 3, "Layer 1 (Dense): Invalid value for argument `units`. "
          "Expected a strictly positive integer. Received units=-3.",
          cfg("c.yaml", layers=["Flatten", {"Dense": {"units": -3}}])),

@@ -180,7 +180,10 @@ def test_model_checkpoint_save_best_only_saves_on_improvement_only():
 @pytest.mark.parametrize("kwargs,message", [
     ({"filepath": "w-{epch}.st"}, "Expected a path whose {fields} are among epoch, loss, "
      "accuracy, val_loss, val_accuracy, learning_rate (KeyError: 'epch')"),
-    ({"filepath": "w.st", "save_weights_only": False}, "Expected true: cnnlab saves weights"),
+    ({"filepath": "w.st", "save_weights_only": False}, "Expected a path ending in `.keras` "
+     "(Keras's model file) when save_weights_only=False. Received filepath='w.st'."),
+    ({"filepath": "w.st"}, "Expected a path ending in `.weights.h5`, `.h5` or `.safetensors` "
+     "when save_weights_only=True. Received filepath='w.st'."),
     ({"filepath": ""}, "Invalid value for argument `filepath`. Expected a non-empty string."),
 ])
 def test_model_checkpoint_checks_its_arguments(kwargs, message):

@@ -93,13 +93,43 @@ LAYER_ARGS = {
     "Reshape": args(_target_shape=st.lists(st.sampled_from([-1, 1, 2, 3, 4]), min_size=1,
                                            max_size=3)),
     "Input": args(_shape=st.lists(st.integers(1, 6), min_size=1, max_size=3)),
+    # the tutorial layers (layers/activation_layers.py, reshaping.py, conv_variants.py, ...)
+    "Softmax": args(axis=st.one_of(st.integers(-4, 3), st.lists(st.integers(-3, 3), min_size=1,
+                                                                  max_size=2))),
+    "ReLU": args(max_value=st.one_of(st.none(), st.floats(0, 6)), negative_slope=st.floats(0, 1),
+                 threshold=st.floats(0, 1)),
+    "LeakyReLU": args(negative_slope=st.floats(0, 1)),
+    "ELU": args(alpha=st.floats(-2, 2)),
+    "Rescaling": args(_scale=st.one_of(st.floats(-2, 2), st.lists(st.floats(-2, 2), min_size=1,
+                                                                    max_size=3)),
+                      offset=st.floats(-1, 1)),
+    "ZeroPadding2D": args(padding=st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2),
+                                                                         min_size=2, max_size=2),
+                                            st.lists(st.lists(st.integers(0, 2), min_size=2,
+                                                              max_size=2), min_size=2, max_size=2))),
+    "Cropping2D": args(cropping=st.one_of(st.integers(0, 2), st.lists(st.integers(0, 2),
+                                                                       min_size=2, max_size=2))),
+    "UpSampling2D": args(size=pair, interpolation=st.sampled_from(["nearest", "bilinear"])),
+    "SpatialDropout2D": args(_rate=st.floats(0, 1)),
+    "Conv2DTranspose": args(_filters=small, _kernel_size=pair, strides=pair, padding=PADDING,
+                            output_padding=st.one_of(st.none(), st.integers(0, 1)),
+                            activation=ACTIVATIONS, use_bias=st.booleans(),
+                            kernel_regularizer=REGS),
+    "DepthwiseConv2D": args(_kernel_size=pair, strides=pair, padding=PADDING,
+                            depth_multiplier=small, use_bias=st.booleans(),
+                            depthwise_initializer=INITS, depthwise_regularizer=REGS),
+    "SeparableConv2D": args(_filters=small, _kernel_size=pair, strides=pair, padding=PADDING,
+                            depth_multiplier=small, activation=ACTIVATIONS,
+                            pointwise_regularizer=REGS),
 }
 
 
 # image layers come more often than those that end the image part (Flatten, Dense, ...),
 # so that a good share of random specs is valid
 IMAGE_LAYERS = ["Conv2D", "Conv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization",
-                "Dropout", "Activation"]
+                "Dropout", "Activation", "Softmax", "ReLU", "LeakyReLU", "ELU", "Rescaling",
+                "ZeroPadding2D", "Cropping2D", "UpSampling2D", "SpatialDropout2D",
+                "Conv2DTranspose", "DepthwiseConv2D", "SeparableConv2D"]
 OTHER_LAYERS = ["Flatten", "Dense", "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Reshape",
                 "Input"]
 

@@ -50,9 +50,21 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation("softmax", torch.softmax, monotone=False, channelwise=True),
         Activation("gelu", F.gelu, monotone=False),  # exact erf form, as Keras's default
         Activation("swish", F.silu, monotone=False),  # x * sigmoid(x): dips below 0
+        Activation("relu6", F.relu6, monotone=True),
+        Activation("hard_sigmoid", F.hardsigmoid, monotone=True),  # Keras 3: relu6(x + 3) / 6
+        Activation("hard_silu", F.hardswish, monotone=False),
+        Activation("hard_tanh", F.hardtanh, monotone=True),
+        Activation("softplus", F.softplus, monotone=True),
+        Activation("softsign", F.softsign, monotone=True),
+        Activation("exponential", torch.exp, monotone=True),
+        Activation("log_sigmoid", F.logsigmoid, monotone=True),
+        Activation("celu", F.celu, monotone=True),  # alpha = 1.0
+        Activation("mish", F.mish, monotone=False),
     ]
 }
+# Keras's second names for the same functions
 ACTIVATIONS["silu"] = ACTIVATIONS["swish"]
+ACTIVATIONS["hard_swish"] = ACTIVATIONS["hard_silu"]
 
 
 def get(name: str | None) -> Activation:

@@ -3,6 +3,7 @@
     cnnlab train [CONFIG.yaml] [--data NAME] [--epochs N] ...
     cnnlab summary [FILE | RUN] [--json]
     cnnlab evaluate RUN | predict RUN IMAGE... | plot RUN | runs
+    cnnlab export RUN [--format keras] [--output FILE]
     cnnlab data list | info NAME | fetch NAME
 
 `main()` turns every `CnnlabError` into its message on stderr and its exit
@@ -99,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="redraw a run's accuracy and loss curves")
     pl.add_argument("run")
     pl.add_argument("--out", default="runs", help="runs folder (default: runs)")
+
+    ex = sub.add_parser("export", help="write a run's model as a file Keras opens")
+    ex.add_argument("run")
+    ex.add_argument("--format", default="keras", choices=("keras",),
+                    help="file format: keras, Keras 3's .keras zip (default: keras)")
+    ex.add_argument("--output", metavar="FILE", help="where to write it (default: "
+                    "RUN/model.keras)")
+    ex.add_argument("--weights", choices=("final", "best"), default="final",
+                    help="which of the run's weights (default: final)")
+    ex.add_argument("--out", default="runs", help="runs folder (default: runs)")
 
     r = sub.add_parser("runs", help="list runs with their headline figures")
     r.add_argument("--out", default="runs", help="runs folder (default: runs)")
@@ -208,6 +219,13 @@ def cmd_summary(args, out):
     return 0
 
 
+def cmd_export(args, out):
+    from .saving.export import export_run
+    path = export_run(args.run, args.format, args.output, args.out, args.weights)
+    out.write(f"Wrote {path}\n")
+    return 0
+
+
 def cmd_runs(args, out):
     from .runs import format_runs, list_runs
     rows = list_runs(args.out)
@@ -271,6 +289,7 @@ def cmd_compare(args, out):
 
 
 COMMANDS = {"experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
+            "export": cmd_export,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data}
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from . import optimizers
+from . import metrics, optimizers
 from .errors import ConfigError, reject_unknown_keys
 from .losses import get as get_loss
 from .spec import ModelSpec, dump_yaml, load_yaml, read_yaml_file
@@ -113,9 +113,14 @@ def _check_train(t: dict) -> dict:
     if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0 <= ls < 1:
         raise ConfigError(f"Invalid value for `train.label_smoothing`. Expected a number in "
                           f"[0, 1). Received label_smoothing={ls!r}.")
-    if t["metrics"] not in ([], ["accuracy"], ["acc"]):
-        raise ConfigError(f"Invalid value for `train.metrics`. Expected [accuracy]. Received "
-                          f"{t['metrics']!r}.")
+    ms = t["metrics"]
+    if not isinstance(ms, list) or not all(isinstance(m, str) for m in ms):
+        raise ConfigError(f"Invalid value for `train.metrics`. Expected a list of metric names "
+                          f"such as [accuracy, auc]. Received {ms!r}.")
+    metrics.resolve(ms)  # unknown names fail with the valid ones
+    # a run always records accuracy, under that key: its plots, metrics.json and the
+    # experiment reports are built on it
+    t["metrics"] = ["accuracy", *[m for m in ms if m.lower() not in metrics.ACCURACY]]
     if t["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"Invalid value for `train.device`. Expected one of auto, cpu, cuda. "
                           f"Received {t['device']!r}.")
@@ -208,9 +213,42 @@ class RunConfig:
     def with_recipe(self, name: str | None) -> "RunConfig":
         if name is None:
             return self
-        if name not in RECIPES:
-            raise ConfigError(f"Unknown recipe {name!r}. Expected one of: {', '.join(RECIPES)}.")
-        return self.with_overrides(train=copy.deepcopy(RECIPES[name]))
+        return self.with_overrides(train=recipe_changes(name))
+
+
+# -- train settings -> the public API (the one place `cnnlab train` and `fit(recipe=)` read them)
+
+def recipe_changes(name: str) -> dict:
+    """The train settings a recipe changes; ConfigError listing the recipes if unknown."""
+    if name not in RECIPES:
+        raise ConfigError(f"Unknown recipe {name!r}. Expected one of: {', '.join(RECIPES)}.")
+    return copy.deepcopy(RECIPES[name])
+
+
+def recipe_settings(name: str) -> dict:
+    """A recipe's full train settings: the defaults with its changes."""
+    return {**copy.deepcopy(TRAIN_DEFAULTS), **recipe_changes(name)}
+
+
+def compile_kwargs(t: dict) -> dict:
+    """`model.compile(**compile_kwargs(cfg.train))`."""
+    return {"loss": t["loss"], "optimizer": t["optimizer"], "metrics": t["metrics"],
+            "label_smoothing": t["label_smoothing"], "device": t["device"]}
+
+
+def fit_kwargs(t: dict) -> dict:
+    """`model.fit(x, y, **fit_kwargs(cfg.train), callbacks=...)` (the schedule is a callback:
+    `schedule_callbacks`)."""
+    return {"batch_size": t["batch_size"], "epochs": t["epochs"], "shuffle": t["shuffle"],
+            "seed": t["seed"], "validation_freq": t["validation_freq"]}
+
+
+def schedule_callbacks(t: dict) -> list:
+    """The learning-rate schedule of train settings, as callbacks ([] for none)."""
+    if not t["lr_schedule"]:
+        return []
+    from .train.schedules import OneCycle
+    return [OneCycle(**(t["lr_schedule"]["one_cycle"] or {}))]
 
 
 def _mapping(value, section):

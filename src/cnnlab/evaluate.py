@@ -21,7 +21,10 @@ def evaluate_run(run, root=DEFAULT_ROOT, data: str | None = None, data_dir=None,
     cfg: RunConfig = model.run_config
     cfg = cfg.with_overrides(data={"name": data, "data_dir": data_dir,
                                    **({} if fallback else {"fallback": False})})
-    ds, _, val = load_data(cfg, progress=False)
+    ds, train, val = load_data(cfg, progress=False)
+    if val is None:  # the run validated on the last fraction of its training data
+        from .train.data import split_validation
+        _, val = split_validation(train, cfg.data["validation"])
     batches: list = []
     result = model._trainer.evaluate(val, predictions=batches)  # one pass: metrics and classes
     pred = torch.cat(batches).numpy()
@@ -33,7 +36,8 @@ def evaluate_run(run, root=DEFAULT_ROOT, data: str | None = None, data_dir=None,
         if mask.any():
             per_class[names[c]] = {"accuracy": float((pred[mask] == c).mean()), "count": int(mask.sum())}
     return {"run": str(model.run_dir), "data": ds.record(), "loss": result["loss"],
-            "accuracy": result["accuracy"], "per_class": per_class}
+            "accuracy": result.get("accuracy", float((pred == truth).mean()) if len(truth) else 0.0),
+            "per_class": per_class}
 
 
 def format_evaluation(r: dict) -> str:

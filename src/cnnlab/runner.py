@@ -4,9 +4,11 @@
     >>> result.run_dir, result.metrics["final_val_accuracy"]
 
 It loads and checks the data, creates the run directory only once everything
-is valid, trains with the shared loop (`Sequential.fit`'s), and writes the
-run's files as it goes: a crash leaves a resumable checkpoint, never a
-half-written file.
+is valid, builds and compiles the model from the config, and calls the public
+`model.fit` like any Keras program would; what a run adds is callbacks: the run
+directory's writer, checkpoints, signal handling, the progress bar and, for a
+resumed run, the restore of the checkpoint. A crash leaves a resumable
+checkpoint, never a half-written file.
 
 Resuming (`train_run(cfg, resume="lecture")`, `cnnlab train --resume lecture`):
 the checkpoint is the single source of truth. It holds the weights, optimizer,
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from . import __version__, fast
-from .config import RunConfig
+from .config import RunConfig, compile_kwargs, fit_kwargs, schedule_callbacks
 from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError, SpecError
 from .io import atomic_write
 from .models import Sequential
@@ -41,10 +43,10 @@ from .runs import check_name, create_run_dir, find_run, read_json, write_history
 from .summary import summary_text
 from .train import callbacks as cbs
 from .train.progress import ProgressBar
-from .train.checkpoint import Checkpointer, read_checkpoint_meta, restore_checkpoint, where
+from .train.checkpoint import Checkpointer, RestoreCheckpoint, read_checkpoint_meta, where
 from .train.data import to_arrays
-from .train.loop import Position, seed_everything
-from .train.schedules import OneCycle
+from .train.loop import Position
+from .utils import set_random_seed
 
 # What --resume may change: the length of the run, and where the data and the CPU
 # threads come from (the data's SHA-256 is checked against the run's; a different
@@ -73,7 +75,9 @@ class Interrupted(CnnlabError):
 # -- data ----------------------------------------------------------------------
 
 def load_data(cfg: RunConfig, progress: bool = True):
-    """(dataset, train Arrays, val Arrays) for the config's model and loss."""
+    """(dataset, train Arrays, val Arrays or None) for the config's model and loss, checked
+    before the run directory exists. None: `data.validation` is a fraction, which `fit`
+    splits off the training data (its `validation_split`)."""
     from .data import load_dataset
     from .data.preprocess import prepare_images
     from .losses import get as get_loss
@@ -89,13 +93,10 @@ def load_data(cfg: RunConfig, progress: bool = True):
         n = len(ds.class_names)
         raise DataError(f"Dataset {ds.name!r} has {n} classes (labels 0 to {n - 1}), but the "
                         f"model's last layer has {spec.num_outputs} units. Expected units >= {n}.")
-    if d["validation"] != "test":
-        split = int(len(x_train) * (1 - d["validation"]))
-        x_test, y_test = x_train[split:], y_train[split:]
-        x_train, y_train = x_train[:split], y_train[:split]
     train = to_arrays(x_train, y_train, spec, loss, "training")
-    val = to_arrays(x_test, y_test, spec, loss, "validation")
-    return ds, train, val
+    if d["validation"] != "test":
+        return ds, train, None
+    return ds, train, to_arrays(x_test, y_test, spec, loss, "validation")
 
 
 # -- callbacks that write the run directory -------------------------------------
@@ -113,11 +114,28 @@ class EpochTimer(cbs.Callback):
 
 
 class RunWriter(cbs.Callback):
-    """history.csv/json, metrics.json and best weights at every epoch end."""
+    """history.csv/json, metrics.json and best weights at every epoch end; at the end of
+    training, why it stopped (for the run's status and exit code).
 
-    def __init__(self, run_dir: Path, metrics: dict, times: list):
+    `run_info`: this invocation's facts (data, epochs, environment), put into the metrics
+    at train begin, over what a resumed run's checkpoint restored."""
+
+    def __init__(self, run_dir: Path, metrics: dict, times: list, run_info: dict):
         super().__init__()
-        self.run_dir, self.metrics, self.times = run_dir, metrics, times
+        self.run_dir, self.metrics, self.times, self.run_info = run_dir, metrics, times, run_info
+        self.history: dict = {}
+        self.stop_reason, self.nan_message, self.position = None, None, Position()
+
+    def on_train_begin(self, logs=None):
+        self.metrics.update(self.run_info)
+        self.metrics["status"] = "running"
+        self.metrics["steps_per_epoch"] = self.params["steps"]
+        self.history = self.trainer.history
+
+    def on_train_end(self, logs=None):
+        t = self.trainer
+        self.stop_reason, self.position = t.stop_reason, t.position
+        self.nan_message = getattr(t, "nan_message", None)
 
     def get_state(self) -> dict:  # metrics and epoch times travel in the checkpoint
         return {"metrics": self.metrics, "times": self.times}
@@ -166,28 +184,33 @@ class SignalStop(cbs.Callback):
 
     A second signal stops at once without saving (the last checkpoint is intact).
     Used as a context manager around `fit` (installs and restores the handlers)
-    and as its first callback: a signal that arrives before the loop starts
+    and as one of its callbacks: a signal that arrives before the loop starts
     still stops it (`fit` clears `stop_training` when it begins).
     """
 
-    def __init__(self, trainer, run_dir: Path):
+    def __init__(self, run_dir: Path):
         super().__init__()
-        self.trainer, self.run_dir, self.old = trainer, run_dir, {}
+        self.run_dir, self.old, self.reason = run_dir, {}, None
 
     def on_train_begin(self, logs=None):
-        if self.trainer.stop_reason in ("SIGINT", "SIGTERM"):
-            self.trainer.stop_training = True
+        if self.reason:
+            self._stop()
+
+    def _stop(self):
+        self.trainer.stop_reason = self.reason  # read by the Checkpointer and the RunWriter
+        self.model.stop_training = True
 
     def _handler(self, signum, frame):
         name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
         code = ExitStatus.INTERRUPTED if signum == signal.SIGINT else ExitStatus.TERMINATED
-        if self.trainer.stop_reason in ("SIGINT", "SIGTERM"):
+        if self.reason:
             self.__exit__()
             raise Interrupted(f"Interrupted again by {name}: stopped without saving. The last "
                               f"checkpoint is intact; resume with: cnnlab train --resume "
                               f"{self.run_dir}", code)
-        self.trainer.stop_reason = name
-        self.trainer.stop_training = True
+        self.reason = name
+        if self.trainer is not None:  # else on_train_begin stops it
+            self._stop()
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -319,12 +342,10 @@ def check_model_fits(spec, device: str = "cpu") -> None:
 
 def build_model(cfg: RunConfig, seed: int | None) -> Sequential:
     """The compiled model; seeded initial weights for a new run (`seed`), any for a resume."""
-    t = cfg.train
     if seed is not None:
-        seed_everything(seed)
+        set_random_seed(seed)
     model = Sequential.from_spec(cfg.spec)
-    model.compile(loss=t["loss"], optimizer=t["optimizer"], metrics=t["metrics"],
-                  label_smoothing=t["label_smoothing"], device=t["device"])
+    model.compile(**compile_kwargs(cfg.train))
     return model
 
 
@@ -348,8 +369,7 @@ def run_callbacks(t: dict, user_callbacks, times: list, quiet: bool, stream) -> 
     The run's own writers (History, RunWriter, Checkpointer) come after these, so that
     what they record includes what the user's callbacks added to the logs.
     """
-    out = [OneCycle(**(t["lr_schedule"]["one_cycle"] or {}))] if t["lr_schedule"] else []
-    out += [*user_callbacks, EpochTimer(times)]
+    out = [*schedule_callbacks(t), *user_callbacks, EpochTimer(times)]
     if not quiet:
         out.append(ProgressBar(stream=stream))
     return out
@@ -372,65 +392,62 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
         check_data_matches(run_dir, meta, ds)
     cbs.from_config(t["callbacks"])  # validated before any file is written
     model = build_model(cfg, t["seed"] if resume is None else None)
-    trainer = model._trainer
     if resume is None:
         run_dir = start_run_dir(cfg, out, name, prefix)
 
     user_callbacks = cbs.from_config(t["callbacks"], run_dir)
     metrics: dict = (read_json(run_dir / "metrics.json", {}) or {}) if resume is not None else {}
-    times: list = []
-    writer = RunWriter(run_dir, metrics, times)
     if resume is None:
         metrics.update({"format": RUN_FORMAT, "status": "running", "name": run_dir.name})
-        position = Position()
-    else:
-        position = restore_checkpoint(run_dir / CHECKPOINT, trainer, [*user_callbacks, writer])
-        prepare_resumed_dir(run_dir, cfg)  # the first write of a resume: all checks passed
-        metrics["status"] = "running"
-    metrics.update({"data": {**ds.record(), "class_names": list(ds.class_names)}, "seed": t["seed"],
-                    "epochs": t["epochs"], "batch_size": t["batch_size"],
-                    "steps_per_epoch": -(-len(train) // t["batch_size"]),
-                    "params": sum(p.numel() for p in model.net.parameters()),
-                    "environment": environment(model.device, torch.get_num_threads())})
-
-    guard = SignalStop(trainer, run_dir) if handle_signals else None
+    times: list = []
+    writer = RunWriter(run_dir, metrics, times, run_info={
+        "data": {**ds.record(), "class_names": list(ds.class_names)}, "seed": t["seed"],
+        "epochs": t["epochs"], "batch_size": t["batch_size"], "params": model.count_params(),
+        "environment": environment(model.device, torch.get_num_threads())})
+    history = cbs.History()
+    guard = SignalStop(run_dir) if handle_signals else None
     checkpointer = Checkpointer(run_dir / CHECKPOINT, t["checkpoint_every_steps"],
                                 extra={"data_sha256": ds.sha256, "run": run_dir.name},
                                 callbacks=[*user_callbacks, writer])
-    callbacks = [*([guard] if guard else []), *run_callbacks(t, user_callbacks, times, quiet, stream),
-                 cbs.History(trainer.history if resume is not None else None), writer, checkpointer]
+    restore = [] if resume is None else [RestoreCheckpoint(
+        run_dir / CHECKPOINT, [*user_callbacks, writer], history,
+        then=lambda: prepare_resumed_dir(run_dir, cfg))]  # the first write: all checks passed
+    callbacks = [*restore, *([guard] if guard else []),
+                 *run_callbacks(t, user_callbacks, times, quiet, stream),
+                 history, writer, checkpointer]
     if not quiet:
+        p = meta.get("position", {}) if resume is not None else {}
         stream.write(f"Data: {ds.source}\n" if resume is None else
-                     f"Resuming {run_dir} at {where(position)}\n")
+                     f"Resuming {run_dir} at {where(Position(p.get('epoch', 0), p.get('step', 0)))}\n")
+    split = 0.0 if val is not None else cfg.data["validation"]
     try:
         if guard:
             guard.__enter__()
-        trainer.fit(train, val, epochs=t["epochs"], batch_size=t["batch_size"],
-                    callbacks=callbacks, seed=t["seed"],
-                    shuffle=t["shuffle"], position=position, validation_freq=t["validation_freq"])
+        model.fit(train, validation_data=val, validation_split=split, verbose=0,
+                  callbacks=callbacks, **fit_kwargs(t))
     except DiskError as err:
         raise DiskError(f"{err} Training stopped; free some space, then resume with: "
                         f"cnnlab train --resume {run_dir}") from None
     finally:
         if guard:
             guard.__exit__()
-    return _finish(run_dir, model, trainer, metrics, times)
+    return _finish(run_dir, model, writer, metrics, times)
 
 
-def _finish(run_dir, model, trainer, metrics, times) -> RunResult:
-    h = trainer.history
+def _finish(run_dir, model, writer: RunWriter, metrics, times) -> RunResult:
+    h = writer.history
     update_metrics(metrics, h, times)
-    reason = trainer.stop_reason
+    reason = writer.stop_reason
     code, message = ExitStatus.OK, ""
     if reason in ("SIGINT", "SIGTERM"):
         metrics["status"] = "interrupted"
         code = ExitStatus.INTERRUPTED if reason == "SIGINT" else ExitStatus.TERMINATED
-        message = (f"Interrupted by {reason}: checkpoint saved at {where(trainer.position)}. "
+        message = (f"Interrupted by {reason}: checkpoint saved at {where(writer.position)}. "
                    f"Resume with: cnnlab train --resume {run_dir}")
     elif reason == "nan":
         metrics["status"] = "nan"
         code = ExitStatus.NAN
-        message = (getattr(trainer, "nan_message", "Loss became NaN.") +
+        message = ((writer.nan_message or "Loss became NaN.") +
                    f" The last good checkpoint is {run_dir / CHECKPOINT}.")
     else:
         metrics["status"] = "finished"

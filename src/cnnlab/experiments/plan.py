@@ -93,7 +93,7 @@ def _check_variant_name(name) -> None:
 
 
 def _check_output(cfg: RunConfig) -> None:
-    shape = cfg.spec.output_shapes[-1]
+    shape = cfg.spec.output_shape
     if len(shape) != 1:
         raise ConfigError(f"the model's output has shape (None, {', '.join(map(str, shape))}). "
                           "Expected a vector of class scores (None, classes): is a Flatten "

@@ -66,8 +66,10 @@ class CallbackList:
     def __init__(self, callbacks, trainer, model=None):
         self.callbacks = list(callbacks)
         self.trainer = trainer
-        params = {"epochs": trainer.epochs, "steps": trainer.steps_per_epoch(),
-                  "batch_size": trainer.batch_size, "verbose": 1}
+        # one dict shared by every callback: a generator's step count, learnt in its first
+        # epoch, reaches them all (Keras's progress bar shows it from the second epoch on)
+        self.params = params = {"epochs": trainer.epochs, "steps": trainer.steps_per_epoch(),
+                                "batch_size": trainer.batch_size, "verbose": 1}
         for cb in self.callbacks:
             cb.trainer = trainer
             cb.set_model(model if model is not None else getattr(trainer, "api_model", trainer))
@@ -419,13 +421,16 @@ _FILEPATH_KEYS = {"epoch": 1, "loss": 0.0, "accuracy": 0.0, "val_loss": 0.0,
 
 
 class ModelCheckpoint(_Monitoring):
-    """Saves the weights (safetensors) at each epoch end, or only when `monitor` improves.
+    """Saves the model (`.keras`) or its weights at each epoch end, or when `monitor` improves.
 
-    `filepath` may hold Keras's fields: "w-{epoch:02d}-{val_loss:.2f}.safetensors".
+    `filepath` may hold Keras's fields: "w-{epoch:02d}-{val_loss:.2f}.safetensors". Its
+    suffix picks the file (cnnlab.saving): `.keras` the whole model, as Keras's default
+    save_weights_only=False; `.weights.h5`, `.h5`, `.safetensors` the weights. When
+    save_weights_only is not given it follows the suffix.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, mode="auto",
-                 save_weights_only=True):
+                 save_weights_only=None):
         super().__init__()
         self.filepath = _text(_path_text(filepath), "filepath")
         try:
@@ -434,9 +439,16 @@ class ModelCheckpoint(_Monitoring):
             raise _invalid("filepath", "a path whose {fields} are among "
                            f"{', '.join(_FILEPATH_KEYS)} ({type(err).__name__}: {err})",
                            filepath) from None
-        if not _flag(save_weights_only, "save_weights_only"):
-            raise _invalid("save_weights_only", "true: cnnlab saves weights (safetensors); the "
-                           "model itself is the spec in the run's config.yaml", save_weights_only)
+        if save_weights_only is None:
+            save_weights_only = not self.filepath.endswith(".keras")
+        self.save_weights_only = _flag(save_weights_only, "save_weights_only")
+        if not self.save_weights_only and not self.filepath.endswith(".keras"):
+            raise _invalid("filepath", "a path ending in `.keras` (Keras's model file) when "
+                           "save_weights_only=False", filepath)
+        if self.save_weights_only and not self.filepath.endswith(
+                (".weights.h5", ".h5", ".safetensors")):
+            raise _invalid("filepath", "a path ending in `.weights.h5`, `.h5` or `.safetensors` "
+                           "when save_weights_only=True", filepath)
         self.monitor, self.verbose = _text(monitor, "monitor"), _flag(verbose, "verbose")
         self.save_best_only, self.mode = _flag(save_best_only, "save_best_only"), _mode(mode, monitor)
         self.best = math.inf if self.mode == "min" else -math.inf
@@ -463,7 +475,10 @@ class ModelCheckpoint(_Monitoring):
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to "
                       f"{value:.5f}, saving model to {path}")
             self.best = value
-        self.model.save_weights(path)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
 
 
 CALLBACKS = {c.__name__: c for c in (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,

@@ -10,7 +10,8 @@ metrics). It is written atomically, so a kill at any instant leaves the
 previous checkpoint intact and loadable; nothing in it is ever unpickled.
 
     >>> save_checkpoint(path, trainer, callbacks=cbs)
-    >>> position = restore_checkpoint(path, trainer, callbacks=cbs)   # -> Trainer.fit
+    >>> position = restore_checkpoint(path, trainer, callbacks=cbs)
+    >>> model.fit(x, y, callbacks=[RestoreCheckpoint(path, cbs), *cbs])   # resume in fit
 """
 from __future__ import annotations
 
@@ -95,6 +96,9 @@ def save_checkpoint(path, trainer, extra: dict | None = None, callbacks=()) -> N
     tensors.update(cb_tensors)
     tensors["sums/loss"] = pos.sums.loss.reshape(1).to(torch.float64).cpu()
     tensors["sums/correct"] = pos.sums.correct.reshape(1).to(torch.float64).cpu()
+    for i, m in enumerate(pos.sums.objects()):  # the compiled metrics' running state
+        for j, t in enumerate(m.state()):
+            tensors[f"sums/metric/{i}/{j}"] = t.detach().reshape(-1).to(torch.float64).cpu()
     meta = {"format": FORMAT,
             "position": {"epoch": pos.epoch, "step": pos.step, "seen": pos.sums.seen,
                          "global_step": pos.global_step},
@@ -161,7 +165,12 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     random.setstate((p[0], tuple(p[1]), p[2]))
     trainer.history = {k: list(v) for k, v in meta["history"].items()}
     pos = meta["position"]
-    sums = EpochSums(tensors["sums/loss"][0].clone(), tensors["sums/correct"][0].clone(), pos["seen"])
+    sums = trainer.new_sums()  # with the compiled metrics, to load their states into
+    sums.loss, sums.correct = tensors["sums/loss"][0].clone(), tensors["sums/correct"][0].clone()
+    sums.seen = pos["seen"]
+    for i, m in enumerate(sums.objects()):
+        m.load_state([tensors[f"sums/metric/{i}/{j}"].reshape(t.shape)
+                      for j, t in enumerate(m.state())])
     return Position(pos["epoch"], pos["step"], sums, pos["global_step"])
 
 
@@ -249,3 +258,26 @@ class Checkpointer(Callback):
     def on_train_end(self, logs=None):
         if self.trainer.stop_reason in ("SIGINT", "SIGTERM"):
             self.save()
+
+
+class RestoreCheckpoint(Callback):
+    """The first callback of a resumed `fit`: at train begin, loads the checkpoint (weights,
+    optimizer, RNGs, position, history, and the states of `callbacks`, which they take at
+    their own train begin), so the loop continues where the checkpoint was taken.
+
+    `history`: the History callback of this fit, which continues the restored history.
+    `then()`: runs once the checkpoint has loaded (a run's first write on resume).
+    """
+
+    def __init__(self, path, callbacks=(), history=None, then=None):
+        super().__init__()
+        self.path, self.callbacks, self.history, self.then = Path(path), list(callbacks), history, then
+
+    def on_train_begin(self, logs=None):
+        tr = self.trainer
+        tr.position = restore_checkpoint(self.path, tr, self.callbacks)
+        if self.history is not None:
+            self.history.history.update(tr.history)
+            tr.history = self.history.history
+        if self.then is not None:
+            self.then()

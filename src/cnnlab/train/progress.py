@@ -1,6 +1,14 @@
 """Keras's progress bar: live on a terminal, exactly one line per epoch otherwise.
 
     Epoch 3/10 469/469 [==============================] - 12s 26ms/step - loss: 0.0430 - ...
+
+`fit(verbose=2)` prints Keras's two lines per epoch and no bar:
+
+    Epoch 3/10
+    469/469 - 12s - 26ms/step - loss: 0.0430 - ...
+
+Data of unknown length (a generator without `steps_per_epoch`) shows `12/Unknown` until
+its first epoch ends, as Keras does.
 """
 from __future__ import annotations
 
@@ -35,10 +43,12 @@ def bar(done: int, total: int, width: int = 30) -> str:
 class ProgressBar(Callback):
     """Keras's progress bar on a terminal; exactly one line per epoch otherwise."""
 
-    def __init__(self, stream=None, live: bool | None = None, refresh_s: float = 0.2):
+    def __init__(self, stream=None, live: bool | None = None, refresh_s: float = 0.2,
+                 per_epoch: bool = False):
         super().__init__()
         self.stream = stream or sys.stdout
-        self.live = self.stream.isatty() if live is None else live
+        self.per_epoch = per_epoch  # verbose=2: Keras's two lines per epoch, never a bar
+        self.live = False if per_epoch else (self.stream.isatty() if live is None else live)
         self.refresh_s = refresh_s
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -52,19 +62,29 @@ class ProgressBar(Callback):
             return
         now = time.perf_counter()
         steps = self.params["steps"]
-        if now - self.last < self.refresh_s and batch + 1 < steps:
+        if now - self.last < self.refresh_s and (steps is None or batch + 1 < steps):
             return
         self.last = now
         done = batch + 1
-        eta = (now - self.t0) / done * (steps - done)
-        width = len(str(steps))
-        line = (f"\r{done:>{width}}/{steps} {bar(done, steps)} - ETA: {eta:.0f}s"
-                f"{format_logs(self.trainer.position.sums.logs())}")
+        logs = format_logs(self.trainer.position.sums.logs())
+        if steps is None:  # Keras's count for data of unknown length
+            line = f"\r{done:>7}/Unknown {format_time(now - self.t0, done)}{logs}"
+        else:
+            eta = (now - self.t0) / done * (steps - done)
+            width = len(str(steps))
+            line = f"\r{done:>{width}}/{steps} {bar(done, steps)} - ETA: {eta:.0f}s{logs}"
         self.stream.write(line + "\033[K")
         self.stream.flush()
 
     def on_epoch_end(self, epoch, logs=None):
         steps = self.params["steps"]
+        if self.per_epoch:
+            seconds = time.perf_counter() - self.t0
+            per = format_time(seconds, steps).split(" ")[1]
+            self.stream.write(f"Epoch {epoch + 1}/{self.params['epochs']}\n{steps}/{steps} - "
+                              f"{seconds:.0f}s - {per}{format_logs(logs or {})}\n")
+            self.stream.flush()
+            return
         text = (f"{steps}/{steps} {bar(steps, steps)} - "
                 f"{format_time(time.perf_counter() - self.t0, steps)}{format_logs(logs or {})}")
         if self.live:

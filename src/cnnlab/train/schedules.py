@@ -35,6 +35,13 @@ class OneCycle(Callback):
         super().__init__()
         self.max_lr, self.pct_start, self.anneal = max_learning_rate, pct_start, anneal_strategy
 
+    def on_train_begin(self, logs=None):
+        if self.params.get("steps") is None:
+            from ..errors import ConfigError
+            raise ConfigError("The one-cycle learning-rate schedule needs the number of steps "
+                              "per epoch: pass `steps_per_epoch` for data without a length "
+                              "(a Python generator).")
+
     def on_train_batch_begin(self, batch, logs=None):
         total = self.params["epochs"] * self.params["steps"]
         lr = one_cycle_lr(self.trainer.position.global_step, total, self.max_lr, self.pct_start,
