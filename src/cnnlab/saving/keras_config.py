@@ -81,7 +81,8 @@ def layer_to_keras(layer, name: str, input_shape) -> dict:
         raise SpecError(f"Layer {name!r} ({layer.keras_name}) cannot be written as a .keras "
                         f"file: Keras 3 has no layer called {layer.keras_name!r}.")
     config = {"name": name, **copy.deepcopy(defaults)}
-    config["trainable"] = bool(getattr(layer, "trainable", True))
+    if "trainable" in config:  # not every Keras layer writes it (SpatialDropout2D does not)
+        config["trainable"] = bool(getattr(layer, "trainable", True))
     for key, value in layer.config.items():
         config[key] = value_to_keras(key, value)
     entry = {"module": "keras.layers", "class_name": layer.keras_name, "config": config,

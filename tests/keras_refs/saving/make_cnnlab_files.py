@@ -35,6 +35,12 @@ def models():
     compiled.compile(loss="categorical_crossentropy", optimizer=cnnlab.optimizers.Adam(0.003),
                      metrics=["accuracy"])
     yield "seq_gap", compiled
+    yield "seq_new_layers", cnnlab.models.Sequential([
+        L.Input((8, 8, 2)), L.Rescaling(0.5, offset=0.1), L.ZeroPadding2D(1),
+        L.Conv2D(4, 3, activation="relu"), L.Cropping2D(((1, 0), (0, 1))),
+        L.SeparableConv2D(4, 3, padding="same"), L.LeakyReLU(), L.DepthwiseConv2D(3, padding="same"),
+        L.ELU(), L.SpatialDropout2D(0.2), L.Conv2DTranspose(3, 3, strides=2), L.UpSampling2D(),
+        L.ReLU(), L.GlobalAveragePooling2D(), L.Dense(4), L.Softmax()], name="new_layers")
 
 
 def functional_models():

@@ -49,6 +49,12 @@ def keras_models():
         L.Dense(4, activation="softmax", name="probs")], name="keras_seq")
     yield "seq_gap", keras.Sequential([keras.Input((6, 6, 1)), L.Conv2D(2, 3, name="c"),
                                        L.GlobalAveragePooling2D(), L.Dense(3)])
+    yield "seq_new_layers", keras.Sequential([
+        keras.Input((8, 8, 2)), L.Rescaling(0.5, offset=0.1), L.ZeroPadding2D(1),
+        L.Conv2D(4, 3, activation="relu"), L.Cropping2D(((1, 0), (0, 1))),
+        L.SeparableConv2D(4, 3, padding="same"), L.LeakyReLU(), L.DepthwiseConv2D(3, padding="same"),
+        L.ELU(), L.SpatialDropout2D(0.2), L.Conv2DTranspose(3, 3, strides=2), L.UpSampling2D(),
+        L.ReLU(), L.GlobalAveragePooling2D(), L.Dense(4), L.Softmax()])
     # functional: residual Add, Concatenate branches, a shared layer, a nested Sequential
     x = keras.Input((6, 6, 2), name="image")
     a = L.Conv2D(4, 3, padding="same", activation="relu", name="a")(x)
