@@ -117,7 +117,7 @@ def test_pydataset_fit_evaluate_predict(mnist):
     (x_train, y_train), (x_test, y_test) = mnist
     train_ds = DigitsDataset(x_train, y_train, 64, workers=2, use_multiprocessing=False)
     val_ds = DigitsDataset(x_test, y_test, 100)
-    model = keras.Sequential([keras.layers.Input(shape=(28, 28)), layers.Flatten(),
+    model = keras.Sequential([keras.Input(shape=(28, 28)), layers.Flatten(),
                               layers.Dense(32, activation="relu"),
                               layers.Dense(10, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
