@@ -123,8 +123,8 @@ CASES = [
          "positive integer. Received batch_size=0.", cfg("c.yaml", batch_size=0)),
     Case("out of range (float)", TRAIN, 2, "Invalid value for `train.label_smoothing`. Expected a "
          "number in [0, 1). Received label_smoothing=1.5.", cfg("c.yaml", label_smoothing=1.5)),
-    Case("unknown optimizer", TRAIN, 2, "Unknown optimizer 'adamm'. Expected one of: adagrad, "
-         "adam, adamw, rmsprop, sgd.", cfg("c.yaml", optimizer={"name": "adamm"})),
+    Case("unknown optimizer", TRAIN, 2, "Unknown optimizer 'adamm'. Expected one of: adadelta, "
+         "adagrad, adam, adamax, adamw, nadam, rmsprop, sgd.", cfg("c.yaml", optimizer={"name": "adamm"})),
     Case("bad callback argument", TRAIN, 2, "train.callbacks[0] (EarlyStopping): Invalid value for "
          "argument `patience`. Expected an integer >= 0. Received patience=-1.",
          cfg("c.yaml", callbacks=[{"EarlyStopping": {"patience": -1}}])),

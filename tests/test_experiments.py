@@ -176,7 +176,7 @@ def test_descriptions_are_plain_words():
     ({"remove": "flatten"}, "Expected a vector of class scores"),  # Dense keeps rank 3
     ({"set": {"conv2d": {"kernel_size": 30}}}, "larger than its input"),
     ({"dropout": 0.5}, "Unknown change `dropout`. Expected one of: model, set, set_all"),
-    ({"train": {"optimizer": {"name": "adamax"}}}, "Unknown optimizer 'adamax'"),
+    ({"train": {"optimizer": {"name": "adamux"}}}, "Unknown optimizer 'adamux'"),
     ({"train": {"batch_size": 0}}, "batch_size=0"),
 ])
 def test_invalid_variant_is_refused_with_its_name_and_reason(ops, reason):

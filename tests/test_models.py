@@ -138,10 +138,10 @@ def test_errors_for_misuse():
     model = small_model()
     with pytest.raises(RunError, match="compile"):
         model.fit(*tiny_data())
-    with pytest.raises(ConfigError, match="Unknown optimizer 'adamax'"):
-        model.compile(loss="categorical_crossentropy", optimizer="adamax")
+    with pytest.raises(ConfigError, match="Unknown optimizer 'adamux'"):
+        model.compile(loss="categorical_crossentropy", optimizer="adamux")
     with pytest.raises(ConfigError, match="Unknown loss"):
-        model.compile(loss="hinge", optimizer="adam")
+        model.compile(loss="hinge_loss", optimizer="adam")
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
     x, y = tiny_data()
     with pytest.raises(DataError, match=r"Expected training images of shape \(8, 8, 1\) \(64 values\)"):

@@ -14,7 +14,7 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {"layers", "models", "optimizers", "regularizers", "callbacks", "utils", "datasets",
-         "activations", "initializers", "losses"}
+         "activations", "initializers", "losses", "metrics", "backend"}
 
 
 def __getattr__(name):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from . import optimizers
+from . import metrics, optimizers
 from .errors import ConfigError, reject_unknown_keys
 from .losses import get as get_loss
 from .spec import ModelSpec, dump_yaml, load_yaml, read_yaml_file
@@ -113,9 +113,14 @@ def _check_train(t: dict) -> dict:
     if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0 <= ls < 1:
         raise ConfigError(f"Invalid value for `train.label_smoothing`. Expected a number in "
                           f"[0, 1). Received label_smoothing={ls!r}.")
-    if t["metrics"] not in ([], ["accuracy"], ["acc"]):
-        raise ConfigError(f"Invalid value for `train.metrics`. Expected [accuracy]. Received "
-                          f"{t['metrics']!r}.")
+    ms = t["metrics"]
+    if not isinstance(ms, list) or not all(isinstance(m, str) for m in ms):
+        raise ConfigError(f"Invalid value for `train.metrics`. Expected a list of metric names "
+                          f"such as [accuracy, auc]. Received {ms!r}.")
+    metrics.resolve(ms)  # unknown names fail with the valid ones
+    # a run always records accuracy, under that key: its plots, metrics.json and the
+    # experiment reports are built on it
+    t["metrics"] = ["accuracy", *[m for m in ms if m.lower() not in metrics.ACCURACY]]
     if t["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"Invalid value for `train.device`. Expected one of auto, cpu, cuda. "
                           f"Received {t['device']!r}.")

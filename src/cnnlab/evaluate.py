@@ -36,7 +36,8 @@ def evaluate_run(run, root=DEFAULT_ROOT, data: str | None = None, data_dir=None,
         if mask.any():
             per_class[names[c]] = {"accuracy": float((pred[mask] == c).mean()), "count": int(mask.sum())}
     return {"run": str(model.run_dir), "data": ds.record(), "loss": result["loss"],
-            "accuracy": result["accuracy"], "per_class": per_class}
+            "accuracy": result.get("accuracy", float((pred == truth).mean()) if len(truth) else 0.0),
+            "per_class": per_class}
 
 
 def format_evaluation(r: dict) -> str:

@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 
 from ..layers.modules import Flatten, Linear
-from ..losses import correct
 from . import ops
 from .rewrite import FusedConvPool, _is_relu
 
@@ -58,7 +57,7 @@ def _activation_ok(act) -> tuple[bool, bool]:
     return _is_relu(act), _is_relu(act)
 
 
-def _program(net, from_logits: bool) -> list | None:
+def _program(net, net_logits: bool) -> list | None:
     chain = getattr(net, "chain", None)  # a sequential model's modules, as they run
     if chain is None:
         return None
@@ -76,7 +75,7 @@ def _program(net, from_logits: bool) -> list | None:
         elif isinstance(m, Flatten):
             program.append(_Flatten())
         elif isinstance(m, Linear) and not m.image:
-            folded = i == last and from_logits and net.output_activation is not None
+            folded = i == last and net_logits
             ok, relu = (True, False) if folded else _activation_ok(m.activation)
             if not ok:
                 return None
@@ -93,7 +92,7 @@ def plan_step(trainer) -> "FastStep | None":
     if (not ops.available() or trainer.device.type != "cpu" or net.regularized
             or any(not p.requires_grad for p in net.parameters())):
         return None
-    program = _program(net, trainer.from_logits)
+    program = _program(net, trainer.net_logits)
     return FastStep(trainer, program) if program else None
 
 
@@ -123,7 +122,7 @@ class FastStep:
                 # as autograd's accumulation stores it: in the parameter's memory layout
                 p.grad = g if g.stride() == p.stride() else torch.empty_like(p).copy_(g)
             tr._step()
-            return loss.detach() * xb.shape[0], correct(logits, yi, tr.loss.accuracy)
+            return loss.detach() * xb.shape[0], tr.hits(logits, yi)
 
     def _forward(self, h):
         saved = []

@@ -96,6 +96,9 @@ def save_checkpoint(path, trainer, extra: dict | None = None, callbacks=()) -> N
     tensors.update(cb_tensors)
     tensors["sums/loss"] = pos.sums.loss.reshape(1).to(torch.float64).cpu()
     tensors["sums/correct"] = pos.sums.correct.reshape(1).to(torch.float64).cpu()
+    for i, m in enumerate(pos.sums.objects()):  # the compiled metrics' running state
+        for j, t in enumerate(m.state()):
+            tensors[f"sums/metric/{i}/{j}"] = t.detach().reshape(-1).to(torch.float64).cpu()
     meta = {"format": FORMAT,
             "position": {"epoch": pos.epoch, "step": pos.step, "seen": pos.sums.seen,
                          "global_step": pos.global_step},
@@ -162,7 +165,12 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     random.setstate((p[0], tuple(p[1]), p[2]))
     trainer.history = {k: list(v) for k, v in meta["history"].items()}
     pos = meta["position"]
-    sums = EpochSums(tensors["sums/loss"][0].clone(), tensors["sums/correct"][0].clone(), pos["seen"])
+    sums = trainer.new_sums()  # with the compiled metrics, to load their states into
+    sums.loss, sums.correct = tensors["sums/loss"][0].clone(), tensors["sums/correct"][0].clone()
+    sums.seen = pos["seen"]
+    for i, m in enumerate(sums.objects()):
+        m.load_state([tensors[f"sums/metric/{i}/{j}"].reshape(t.shape)
+                      for j, t in enumerate(m.state())])
     return Position(pos["epoch"], pos["step"], sums, pos["global_step"])
 
 

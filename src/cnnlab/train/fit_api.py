@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import losses, optimizers
+from .. import metrics as metrics_module
 from ..errors import ConfigError, DataError, RunError
 from . import callbacks as cb
 from ..layers.reshaping import takes_raw_pixels
@@ -77,15 +78,14 @@ class FitMixin:
             raise ConfigError("compile() needs a loss, e.g. loss='categorical_crossentropy'.")
         self.loss = losses.get(loss)
         self.optimizer = optimizers.get(optimizer)
-        unknown = [m for m in (metrics or []) if m not in ("accuracy", "acc")]
-        if unknown:
-            raise ConfigError(f"Unknown metric {unknown[0]!r}. Expected: accuracy.")
-        self.metrics = ["accuracy"] if metrics else []
+        resolved = metrics_module.resolve(metrics)
+        self.metrics = [key for key, _ in resolved]  # the history keys, in Keras's order
         self.label_smoothing = float(label_smoothing)
         self.device = resolve_device(device)
         net = self.net.to(self.device)
         self._trainer = Trainer(net, self.optimizer.build(net.parameters()), self.loss,
-                                label_smoothing=self.label_smoothing, device=self.device)
+                                label_smoothing=self.label_smoothing, device=self.device,
+                                metrics=resolved)
         self._trainer.api_model = self
 
     def _require_compiled(self, what):
@@ -242,7 +242,8 @@ class FitMixin:
             print(f"{format_logs(result)[3:]}", file=sys.stdout)
         if return_dict:
             return result
-        return [result["loss"], result["accuracy"]] if self.metrics else result["loss"]
+        # Keras: the loss alone, or [loss, *metrics] in compile's order
+        return list(result.values()) if len(result) > 1 else result["loss"]
 
     def _eval_data(self, x, y, sample_weight, steps) -> Arrays:
         if isinstance(x, Arrays):
@@ -278,7 +279,7 @@ class FitMixin:
                 raise DataError("The prediction generator never ends (it has no return). Pass "
                                 "`steps`, the number of batches to predict.")
             chunks = (to_images(_inputs_of(raw), spec.input_shape, "images",
-                                 takes_raw_pixels(spec)) for raw in
+                                takes_raw_pixels(spec)) for raw in
                       itertools.islice(BatchSource(x, None).raw_batches(), steps))
         outs = []
         with _mode(net, training=False), torch.no_grad():

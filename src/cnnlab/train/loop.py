@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from .. import fast
 from ..errors import DataError
-from ..losses import Loss, correct
+from ..losses import Loss, correct, smooth
+from ..metrics import CategoricalAccuracy, SparseCategoricalAccuracy
 from .callbacks import CallbackList
 from .data import Arrays
 from .sources import BatchSource
@@ -51,21 +52,36 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class EpochSums:
-    """Running sums of one epoch (tensors: no host sync until read)."""
+    """Running sums of one epoch (tensors: no host sync until read).
+
+    `metrics`: compile's metrics as [(history key, Metric or None)], None standing for the
+    accuracy the step counts itself (`correct`); the list itself None: a trainer made
+    without compile, which logs loss and accuracy."""
 
     loss: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
     correct: torch.Tensor = field(default_factory=lambda: torch.zeros((), dtype=torch.float64))
     seen: int = 0
+    metrics: list | None = None
 
     def on(self, device) -> "EpochSums":
         """These sums with their tensors on `device`, where the steps' results are (a GPU's
         results cannot be added to a CPU tensor); returns self."""
         self.loss, self.correct = self.loss.to(device), self.correct.to(device)
+        for _, m in self.metrics or ():
+            if m is not None:
+                m.to(device)
         return self
+
+    def objects(self) -> list:
+        """The metric objects that need the model's outputs (not the step's own count)."""
+        return [m for _, m in self.metrics or () if m is not None]
 
     def logs(self) -> dict[str, float]:
         n = max(self.seen, 1)
-        return {"loss": float(self.loss) / n, "accuracy": float(self.correct) / n}
+        logs = {"loss": float(self.loss) / n}
+        for key, m in self.metrics if self.metrics is not None else [("accuracy", None)]:
+            logs[key] = float(self.correct) / n if m is None else m.result()
+        return logs
 
 
 @dataclass
@@ -80,10 +96,18 @@ class Position:
 
 class Trainer:
     def __init__(self, net, optimizer: torch.optim.Optimizer, loss: Loss, *,
-                 label_smoothing: float = 0.0, device: torch.device | str = "cpu"):
+                 label_smoothing: float = 0.0, device: torch.device | str = "cpu",
+                 metrics: list | None = None):
         self.net, self.optimizer, self.loss = net, optimizer, loss
-        self.from_logits = net.output_activation == loss.logits_from and loss.logits_from is not None
-        self.label_smoothing = label_smoothing
+        # metrics.resolve(...) from compile; None: loss and accuracy
+        self.metrics = None if metrics is None else [
+            (key, None if self._counted_by_step(m) else m) for key, m in metrics]
+        # net_logits: the model's own softmax/sigmoid is left out and the loss applies it
+        # stably; from_logits: the loss receives logits (that, or the user said so)
+        self.net_logits = (not loss.from_logits and loss.logits_from is not None
+                           and net.output_activation == loss.logits_from)
+        self.from_logits = self.net_logits or loss.from_logits
+        self.label_smoothing = label_smoothing or loss.label_smoothing
         self.device = torch.device(device)
         self.stop_training = False
         self.stop_reason: str | None = None
@@ -111,12 +135,25 @@ class Trainer:
     @optimizer.setter
     def optimizer(self, opt: torch.optim.Optimizer) -> None:
         self._optimizer = opt
-        self._step = fast.step_function(opt)  # opt.step, or torch's fused Adam called directly
+        step = fast.step_function(opt)  # opt.step, or torch's fused Adam called directly
+        schedule = getattr(opt, "cnnlab_schedule", None)
+        if schedule is None:
+            self._step = step
+            return
+
+        def scheduled_step():
+            # Keras's rule: the step with index i (from 0) runs at schedule(i); the index is
+            # the loop's own counter, so a resumed run continues the schedule exactly
+            lr = schedule(self.position.global_step)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            return step()
+
+        self._step = scheduled_step
 
     # -- one step ------------------------------------------------------------
     def _loss(self, out, yb):
-        if self.label_smoothing and self.loss.target == "onehot":
-            yb = yb * (1 - self.label_smoothing) + self.label_smoothing / yb.shape[-1]
+        yb = smooth(yb, self.loss.target, self.label_smoothing)
         per = self.loss.fn(out, yb, self.from_logits)
         return per
 
@@ -128,12 +165,44 @@ class Trainer:
             return F.cross_entropy(out, yi, label_smoothing=self.label_smoothing)
         return self._loss(out, yb).mean()
 
+    def hits(self, out, yi) -> torch.Tensor:
+        """The batch's number correct for "accuracy" (0-d tensor, no host sync)."""
+        return correct(out, yi, self.loss.accuracy,
+                       sigmoid_folded=self.net_logits and self.loss.logits_from == "sigmoid")
+
+    def _counted_by_step(self, m) -> bool:
+        """A categorical or sparse categorical accuracy object is the count every step makes
+        anyway (argmax of the outputs against the class index): counted there, the model
+        keeps its fast step."""
+        return (type(m) in (CategoricalAccuracy, SparseCategoricalAccuracy)
+                and self.loss.accuracy != "binary")
+
+    def new_sums(self) -> EpochSums:
+        """Empty sums for an epoch, with fresh copies of the compiled metrics."""
+        if self.metrics is None:
+            return EpochSums().on(self.device)
+        return EpochSums(metrics=[(k, m if m is None else m.fresh())
+                                  for k, m in self.metrics]).on(self.device)
+
+    def metric_view(self, out: torch.Tensor) -> torch.Tensor:
+        """The outputs as Keras's metrics see them: the model's own softmax/sigmoid applied
+        where the loss took it over (net_logits)."""
+        if not self.net_logits:
+            return out
+        return torch.sigmoid(out) if self.loss.logits_from == "sigmoid" else out.softmax(-1)
+
+    def _update_metrics(self, objects, out, yb) -> None:
+        if objects:
+            view = self.metric_view(out)
+            for m in objects:
+                m.update(view, yb)
+
     def train_step(self, xb, yb, yi) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns (sum of loss over the batch, number correct)."""
-        fast_step = self.fast_step
-        if fast_step is not None and fast_step.applies(xb):
-            return fast_step(xb, yb, yi)
-        out = self.net(xb, logits=self.from_logits)
+        step = self.fast_step
+        if step is not None and step.applies(xb):
+            return step(xb, yb, yi)
+        out = self.net(xb, logits=self.net_logits)
         loss = self._mean_loss(out, yb, yi)
         reg = self.net.regularization()
         if reg is not None:
@@ -142,12 +211,13 @@ class Trainer:
         loss.backward()
         self._step()
         with torch.no_grad():
-            return loss.detach() * xb.shape[0], correct(out.detach(), yi, self.loss.accuracy)
+            self._update_metrics(self.position.sums.objects(), out.detach(), yb)
+            return loss.detach() * xb.shape[0], self.hits(out.detach(), yi)
 
     def weighted_step(self, xb, yb, yi, w) -> tuple[torch.Tensor, torch.Tensor]:
         """train_step with per-sample loss weights: Keras's mean of weight * loss over the
         batch (its "sum_over_batch_size"); the accuracy stays unweighted, as Keras's."""
-        out = self.net(xb, logits=self.from_logits)
+        out = self.net(xb, logits=self.net_logits)
         if self.index_targets:
             per = F.cross_entropy(out, yi, label_smoothing=self.label_smoothing, reduction="none")
         else:
@@ -160,34 +230,38 @@ class Trainer:
         loss.backward()
         self._step()
         with torch.no_grad():
-            return loss.detach() * xb.shape[0], correct(out.detach(), yi, self.loss.accuracy)
+            self._update_metrics(self.position.sums.objects(), out.detach(), yb)
+            return loss.detach() * xb.shape[0], self.hits(out.detach(), yi)
 
     @torch.no_grad()
     def evaluate(self, data: Arrays, batch_size: int = 1000,
                  predictions: list | None = None) -> dict[str, float]:
-        """Loss (with the regularization penalty, as Keras reports it) and accuracy.
+        """Loss (with the regularization penalty, as Keras reports it) and the compiled
+        metrics, in compile's order.
 
         `predictions`, when given, receives each batch's predicted class indices."""
         was = self.net.training
         self.net.eval()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-        hits = torch.zeros((), dtype=torch.float64, device=self.device)
+        sums = self.new_sums()
+        objects = sums.objects()
         for start in range(0, len(data), batch_size):
             index = slice(start, start + batch_size)
             xb, yb, yi = data.batch(index)
             xb, yb, yi = xb.to(self.device), yb.to(self.device), yi.to(self.device)
-            out = self.net(xb, logits=self.from_logits)
+            out = self.net(xb, logits=self.net_logits)
             w = data.batch_weights(index)  # Keras's weighted loss: sum of w * loss over N
-            loss_sum += (self._loss(out, yb) * w.to(self.device) if w is not None
-                         else self._loss(out, yb)).sum()
-            hits += correct(out, yi, self.loss.accuracy)
+            sums.loss += (self._loss(out, yb) * w.to(self.device) if w is not None
+                          else self._loss(out, yb)).sum()
+            sums.correct += self.hits(out, yi)
+            self._update_metrics(objects, out, yb)
             if predictions is not None:
                 predictions.append(out.argmax(dim=-1).cpu())
         self.net.train(was)
-        n = max(len(data), 1)
+        sums.seen = len(data)
         reg = self.net.regularization()
-        penalty = float(reg) if reg is not None else 0.0
-        return {"loss": float(loss_sum) / n + penalty, "accuracy": float(hits) / n}
+        logs = sums.logs()
+        logs["loss"] += float(reg) if reg is not None else 0.0
+        return logs
 
     # -- the loop ------------------------------------------------------------
     def steps_per_epoch(self, n: int | None = None) -> int | None:
@@ -215,13 +289,16 @@ class Trainer:
         arrays = isinstance(train, Arrays)
         self.index_targets = (arrays and train.onehot and self.from_logits
                               and self.loss.name == "categorical_crossentropy")
-        self.fast_step = fast.plan_step(self)
         self.epochs, self.batch_size, self.seed, self.shuffle = epochs, batch_size, seed, shuffle
         self.steps_limit = steps_per_epoch if arrays else None
         self.position = position or Position()
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks, self)
         self.stop_training = False
-        cbs.on_train_begin()
+        cbs.on_train_begin()  # a resumed run's callback replaces self.position here
+        if self.position.sums.metrics is None and self.metrics is not None:
+            self.position.sums.metrics = self.new_sums().metrics
+        # metric objects need every step's outputs, which the fast step does not return
+        self.fast_step = None if self.position.sums.objects() else fast.plan_step(self)
         self.position.sums.on(self.device)  # a resumed run's sums come from the checkpoint on CPU
         run_epoch = self._array_epoch if arrays else self._source_epoch
         while self.position.epoch < epochs and not self.stop_training:
@@ -236,7 +313,7 @@ class Trainer:
             validate = (epoch + 1) % validation_freq == 0 or epoch + 1 == epochs
             if val is not None and validate:
                 logs.update({f"val_{k}": v for k, v in self._validate(val, epoch).items()})
-            self.position = Position(epoch + 1, 0, EpochSums().on(self.device), pos.global_step)
+            self.position = Position(epoch + 1, 0, self.new_sums(), pos.global_step)
             if cbs.params.get("steps") is None:
                 cbs.params["steps"] = steps  # Keras's count, known from the first epoch's end
             cbs.on_epoch_end(epoch, logs)
