@@ -149,3 +149,20 @@ def test_predict_refuses_a_generator_that_never_ends():
     with pytest.raises(DataError, match="The prediction generator never ends"):
         model().predict(forever())
     assert model().predict(forever(), steps=2).shape == (8, 3)
+
+
+def test_progress_of_data_without_length_shows_the_count_after_one_epoch():
+    """Keras's bar: `2/Unknown` during the first epoch, then the count it learnt."""
+    import io
+
+    from cnnlab.train.progress import ProgressBar
+
+    class Batches:  # re-iterable, no __len__
+        def __iter__(self):
+            return batches(3)
+    out = io.StringIO()
+    h = model().fit(Batches(), epochs=2, verbose=0,
+                    callbacks=[ProgressBar(stream=out, live=True, refresh_s=0)])
+    first, second = out.getvalue().split("Epoch 2/2")
+    assert "2/Unknown" in first and "3/3 [" in first.splitlines()[-1]
+    assert "1/3 [" in second and len(h.history["loss"]) == 2
