@@ -230,3 +230,14 @@ def test_a_sequential_model_is_built_from_a_list_with_an_input_tensor():
     with pytest.raises(SpecError, match="is already in this Sequential"):
         d = layers.Dense(2)
         cnnlab.Sequential([cnnlab.Input(shape=(2,)), d, d])
+
+
+def test_a_nested_model_from_yaml_is_a_model_object_with_its_layers():
+    model = cnnlab.Model.from_spec(ModelSpec.from_dict(GRAPHS["nested"]))
+    features = model.get_layer("features")
+    assert isinstance(features, cnnlab.Sequential)
+    assert [l.name for l in features.layers] == ["conv2d", "max_pooling2d", "flatten"]
+    features.layers[0].set_weights([np.zeros((3, 3, 1, 4), "float32"), np.ones(4, "float32")])
+    nested = next(m for m in model.net.layers if hasattr(m, "net"))  # what the outer model runs
+    conv = nested.net.layers[0]
+    assert float(conv.bias.detach().sum()) == 4.0

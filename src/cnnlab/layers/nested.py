@@ -64,9 +64,10 @@ class ModelLayer(Layer):
         return t["trainable_params"], t["non_trainable_params"]
 
     def build(self, input_shape):
-        from ..builder import build
-        net = self.model.net if self.model is not None else build(self.spec)
-        return NestedNet(net)
+        if self.model is None:  # from a file or YAML: a model object, as Keras's nested ones
+            from ..models import Model
+            self.model = Model.from_spec(self.spec)
+        return NestedNet(self.model.net)
 
     def __eq__(self, other):
         return isinstance(other, ModelLayer) and self.get_config() == other.get_config()
