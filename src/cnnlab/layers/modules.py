@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import fused, initializers
+from .. import fast, fused, initializers
 from ..activations import Activation
 
 IMAGE_CHANNEL_DIM = 1  # channel axis of internal image tensors (N, C, H, W)
@@ -271,7 +271,9 @@ class BatchNorm(nn.Module):
 
     Training: normalizes with the batch's biased variance and updates the
     moving statistics as Keras does: moving = moving * momentum + batch * (1 - momentum).
-    Inference: uses the moving statistics.
+    Inference: uses the moving statistics. Training runs on fast.batch_norm_train (torch's
+    one-pass kernels, the same maths up to float rounding) unless `literal` is set: the
+    formula below, kept as the reference the tests compare the fast path with.
     """
 
     def __init__(self, channels, momentum, epsilon, center, scale, image):
@@ -281,6 +283,7 @@ class BatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels)) if center else None   # beta
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
+        self.literal = False
 
     def _view(self, t, x):
         if self.image:
@@ -288,6 +291,9 @@ class BatchNorm(nn.Module):
         return t.view(*([1] * (x.dim() - 1)), -1)
 
     def forward(self, x):
+        if self.training and not self.literal:
+            return fast.batch_norm_train(x, self.weight, self.bias, self.running_mean,
+                                         self.running_var, self.momentum, self.epsilon, self.image)
         if self.training:
             dims = (0, 2, 3) if self.image else tuple(range(x.dim() - 1))
             var, mean = torch.var_mean(x, dim=dims, unbiased=False)
