@@ -118,6 +118,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "torch-eager, --steps steps per epoch (default: off)")
     p.add_argument("--variant-file", type=Path, default=REPO / "examples" / "improve.yaml",
                    help="the experiment file of --variants (default: examples/improve.yaml)")
+    p.add_argument("--baseline-src", type=Path, default=None,
+                   help="with --variants: also run the cnnlab whose package is in this folder (an "
+                        "older checkout's src/) as system cnnlab-baseline, side by side "
+                        "(default: none)")
     p.add_argument("--steps", type=int, default=100,
                    help="steps per epoch with --variants: images = steps x the variant's batch "
                         "size (default: 100)")
@@ -425,6 +429,10 @@ def variants_mode(args, record: dict) -> ExitStatus:
     recipe_path = OUT / "variants-recipes.json"
     write_record(recipe_path, recipes)
     runs = [Run(name, SYSTEMS[name]) for name in args.systems.split(",")]
+    if args.baseline_src:
+        baseline = System(variants.BASELINE, "cnnlab_worker.py", None,
+                          {"PYTHONPATH": str(args.baseline_src.resolve())})
+        runs.insert(1, Run(baseline.name, baseline))
     print(f"variants of {args.variant_file}: {', '.join(recipes)}; {args.steps} steps per epoch, "
           f"{args.epochs} epochs (the first is warm-up), {args.rounds} round(s), "
           f"{args.threads} thread(s); systems {', '.join(r.label for r in runs)}")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 BASE = "base"  # the lecture's model, as the experiment file's base
 SYSTEMS = ("cnnlab", "tf-keras", "torch-eager")
+BASELINE = "cnnlab-baseline"  # another cnnlab checkout (--baseline-src): before and after
 # Issue 16's targets for cnnlab, per variant; checked here, never by a timed test.
 TARGET_TF = 0.4          # cnnlab epoch / tf.keras's, at most
 TARGET_TF_BASE = 0.25    # ... for the lecture's model
@@ -75,7 +76,8 @@ def summarise(results: dict[str, dict[str, list[dict]]]) -> dict[str, dict]:
     for variant, by_system in results.items():
         row = {name: _system(runs) for name, runs in by_system.items()}
         c = row.get("cnnlab", {}).get("fastest_epoch_s")
-        for other, key in (("tf-keras", "ratio_to_tf_keras"), ("torch-eager", "ratio_to_eager")):
+        for other, key in (("tf-keras", "ratio_to_tf_keras"), ("torch-eager", "ratio_to_eager"),
+                           (BASELINE, "ratio_to_baseline")):
             o = row.get(other, {}).get("fastest_epoch_s")
             row[key] = c / o if c and o else None
         rows[variant] = row
@@ -87,19 +89,22 @@ def _fmt(value, spec):
 
 
 def table(rows: dict[str, dict]) -> str:
-    header = ["variant", "cnnlab s", "tf.keras s", "torch-eager s", "x tf.keras", "x eager",
-              "first/later"]
+    systems = [s for s in (*SYSTEMS, BASELINE) if any(s in row for row in rows.values())]
+    baseline = BASELINE in systems
+    header = (["variant"] + [f"{s} s" for s in systems] + ["x tf.keras", "x eager"]
+              + (["x baseline"] if baseline else []) + ["first/later"])
     lines, notes = [], []
     for variant, row in rows.items():
         cells = [variant]
-        for name in SYSTEMS:
+        for name in systems:
             s = row.get(name, {})
             cells.append(_fmt(s.get("fastest_epoch_s"), ".3f") if s.get("status") == "ok"
                          else s.get("status", "-"))
             if s.get("status") not in (None, "ok"):
                 notes.append(f"{variant} / {name}: {s['status']}: {s.get('reason', '')[:300]}")
-        cells += [_fmt(row.get("ratio_to_tf_keras"), ".2f"), _fmt(row.get("ratio_to_eager"), ".2f"),
-                  _fmt(row.get("cnnlab", {}).get("first_over_later"), ".2f")]
+        cells += [_fmt(row.get("ratio_to_tf_keras"), ".2f"), _fmt(row.get("ratio_to_eager"), ".2f")]
+        cells += [_fmt(row.get("ratio_to_baseline"), ".2f")] if baseline else []
+        cells += [_fmt(row.get("cnnlab", {}).get("first_over_later"), ".2f")]
         lines.append(cells)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
 
