@@ -448,13 +448,16 @@ def variants_mode(args, record: dict) -> ExitStatus:
                 print(f"[round {i + 1}/{args.rounds}] {v} {run.label}: "
                       f"{progress_line(result, result.get('worker_wall_s', 0))}", flush=True)
             flip += 1  # the next variant starts with the system this one ended with
+            # a run stopped early still leaves what it measured
+            write_record(args.out, {**record, "recipes": recipes, "runs": results,
+                                    "summary": variants.summarise(results), "partial": True})
     rows = variants.summarise(results)
     targets = variants.check_targets(rows)
     print(f"\nFastest epoch after the first ({args.steps} steps), seconds; x = cnnlab / other\n")
     print(variants.table(rows))
     print()
     print(variants.missed_text(targets))
-    record.update(recipes=recipes, summary=rows, targets=targets, runs=results)
+    record.update(recipes=recipes, summary=rows, targets=targets, runs=results, partial=False)
     missed = any(t["verdict"] != "PASS" for t in targets)
     return ExitStatus.TARGET_MISSED if args.check and missed else ExitStatus.OK
 

@@ -43,7 +43,7 @@ def resolve(path: Path, names: list[str] | None) -> dict[str, dict]:
         if unknown:
             raise ValueError(f"Unknown variant(s) {', '.join(unknown)}. Expected names from "
                              f"{', '.join(configs)}.")
-        configs = {n: configs[n] for n in configs if n in names}
+        configs = {n: configs[n] for n in names}  # the order asked for: most wanted first
     return {name: _recipe(cfg) for name, cfg in configs.items()}
 
 
