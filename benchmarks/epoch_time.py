@@ -12,6 +12,7 @@ benchmarks/out/epoch_time.json.
     .venv/bin/python benchmarks/epoch_time.py                     # full: 60000 images, 3 epochs
     .venv/bin/python benchmarks/epoch_time.py --epochs 2 --images 12000 --rounds 1
     .venv/bin/python benchmarks/epoch_time.py --time-to-accuracy  # Fashion-MNIST, lecture vs fast
+    .venv/bin/python benchmarks/epoch_time.py --variants --check  # every examples/improve.yaml model
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(HERE / "workers"))  # lecture.py, shared with the workers
 import datasets  # noqa: E402
 import lecture  # noqa: E402
 import report  # noqa: E402
+import variants  # noqa: E402
 
 REPO = HERE.parent
 WORKERS = HERE / "workers"
@@ -110,6 +112,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None,
                    help="the JSON record (default: benchmarks/out/epoch_time.json, or "
                         "benchmarks/out/time_to_accuracy.json)")
+    p.add_argument("--variants", nargs="?", const="all", default=None, metavar="NAMES",
+                   help="instead of the lecture's model: every variant of --variant-file (or the "
+                        "comma-separated NAMES; 'base' is the lecture's), on cnnlab, tf-keras and "
+                        "torch-eager, --steps steps per epoch (default: off)")
+    p.add_argument("--variant-file", type=Path, default=REPO / "examples" / "improve.yaml",
+                   help="the experiment file of --variants (default: examples/improve.yaml)")
+    p.add_argument("--baseline-src", type=Path, default=None,
+                   help="with --variants: also run the cnnlab whose package is in this folder (an "
+                        "older checkout's src/) as system cnnlab-baseline, side by side "
+                        "(default: none)")
+    p.add_argument("--steps", type=int, default=100,
+                   help="steps per epoch with --variants: images = steps x the variant's batch "
+                        "size (default: 100)")
     p.add_argument("--check", action="store_true",
                    help=f"exit {int(ExitStatus.TARGET_MISSED)} when a cnnlab target is missed "
                         "(default: off)")
@@ -120,11 +135,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.epochs is None:
         args.epochs = 10 if tta else 3
     if args.systems is None:
-        args.systems = TTA_SYSTEMS if tta else EPOCH_SYSTEMS
+        args.systems = (TTA_SYSTEMS if tta else
+                        ",".join(variants.SYSTEMS) if args.variants else EPOCH_SYSTEMS)
     if args.dry_run:
         args.images, args.epochs, args.latency_calls = 1024, 2, 20
     if args.out is None:
-        args.out = OUT / ("time_to_accuracy.json" if tta else "epoch_time.json")
+        args.out = OUT / ("time_to_accuracy.json" if tta else
+                          "variants.json" if args.variants else "epoch_time.json")
     return args
 
 
@@ -143,7 +160,9 @@ def validate(args: argparse.Namespace) -> list[str]:
     if fashion and args.images > 60_000:
         errors.append("Invalid value for argument `--images`. Fashion-MNIST has 60000 training "
                       f"images. Received images={args.images}.")
-    for name in ("rounds", "images", "threads", "latency_calls"):
+    if args.variants and args.time_to_accuracy:
+        errors.append("--variants and --time-to-accuracy are two modes; choose one.")
+    for name in ("rounds", "images", "threads", "latency_calls", "steps"):
         if getattr(args, name) < 1:
             errors.append(f"Invalid value for argument `--{name.replace('_', '-')}`. Expected a "
                           f"strictly positive value. Received {name}={getattr(args, name)}.")
@@ -173,18 +192,21 @@ def worker_env(args: argparse.Namespace, system: System) -> dict:
         "PYTHONUNBUFFERED": "1",
     })
     env.pop("PYTHONPATH", None)  # each venv sees only its own packages
+    if system.venv is None:  # ... and the project's venv this checkout's cnnlab
+        env["PYTHONPATH"] = str(REPO / "src")
     env.update(system.env)
     return env
 
 
-def run_worker(args, run: Run, round_index: int, data_path: Path, mode: str) -> dict:
+def run_worker(args, run: Run, round_index: int, data_path: Path, mode: str,
+               variant: tuple[Path, str] | None = None) -> dict:
     """Start one worker, wait for it, and return its result (or why there is none)."""
     python = python_of(run.system)
     base = {"system": run.system.name, "label": run.label, "round": round_index}
     if python is None:
         return {**base, "status": "skipped",
                 "reason": f"no venv at {VENVS / run.system.venv} (run benchmarks/setup.sh)"}
-    stem = f"{run.label}-round{round_index}"
+    stem = f"{run.label}-round{round_index}" + (f"-{variant[1]}" if variant else "")
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     (OUT / "results").mkdir(parents=True, exist_ok=True)
     result_path, log_path = OUT / "results" / f"{stem}.json", OUT / "logs" / f"{stem}.log"
@@ -194,6 +216,8 @@ def run_worker(args, run: Run, round_index: int, data_path: Path, mode: str) -> 
            "--epochs", str(args.epochs), "--threads", str(args.threads),
            "--latency-calls", str(args.latency_calls), "--seed", str(args.seed + round_index),
            "--inference-images", str(min(10_000, args.images))]
+    if variant:
+        cmd += ["--variant-file", str(variant[0]), "--variant", variant[1]]
     with open(log_path, "w") as log:
         try:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
@@ -283,7 +307,7 @@ def run_rounds(args, runs: list[Run], data_path: Path, mode: str) -> dict[str, l
 def progress_line(result: dict, wall_s: float) -> str:
     if result["status"] != "ok":
         return f"{result['status']}: {result.get('reason', '')}"
-    epochs = ", ".join(f"{s:.1f}" for s in result["epoch_s"])
+    epochs = ", ".join(f"{s:.2f}" for s in result["epoch_s"])
     acc = result.get("val_accuracy") or result.get("train_accuracy") or []
     acc_text = f"; accuracy {acc[-1]:.3f}" if acc else ""
     return (f"epochs {epochs} s{acc_text}; peak RSS {result['peak_rss_mb']:.0f} MB "
@@ -397,6 +421,47 @@ def tta_mode(args, record: dict) -> ExitStatus:
     return ExitStatus.OK
 
 
+def variants_mode(args, record: dict) -> ExitStatus:
+    """Every variant on every system, one worker process each (so each first epoch pays its
+    own warm-up), the systems alternating within a variant, reversed on odd rounds."""
+    names = None if args.variants == "all" else args.variants.split(",")
+    recipes = variants.resolve(args.variant_file, names)
+    recipe_path = OUT / "variants-recipes.json"
+    write_record(recipe_path, recipes)
+    runs = [Run(name, SYSTEMS[name]) for name in args.systems.split(",")]
+    if args.baseline_src:
+        baseline = System(variants.BASELINE, "cnnlab_worker.py", None,
+                          {"PYTHONPATH": str(args.baseline_src.resolve())})
+        runs.insert(1, Run(baseline.name, baseline))
+    print(f"variants of {args.variant_file}: {', '.join(recipes)}; {args.steps} steps per epoch, "
+          f"{args.epochs} epochs (the first is warm-up), {args.rounds} round(s), "
+          f"{args.threads} thread(s); systems {', '.join(r.label for r in runs)}")
+    results = {v: {r.label: [] for r in runs} for v in recipes}
+    flip = 0
+    for i in range(args.rounds):
+        for v, recipe in recipes.items():
+            images = args.steps * recipe["batch_size"]
+            data_path, _ = datasets.synthetic(OUT / "data", images, args.seed)
+            for run in round_order(runs, flip):
+                result = run_worker(args, run, i, data_path, "variant", (recipe_path, v))
+                results[v][run.label].append(result)
+                print(f"[round {i + 1}/{args.rounds}] {v} {run.label}: "
+                      f"{progress_line(result, result.get('worker_wall_s', 0))}", flush=True)
+            flip += 1  # the next variant starts with the system this one ended with
+            # a run stopped early still leaves what it measured
+            write_record(args.out, {**record, "recipes": recipes, "runs": results,
+                                    "summary": variants.summarise(results), "partial": True})
+    rows = variants.summarise(results)
+    targets = variants.check_targets(rows)
+    print(f"\nFastest epoch after the first ({args.steps} steps), seconds; x = cnnlab / other\n")
+    print(variants.table(rows))
+    print()
+    print(variants.missed_text(targets))
+    record.update(recipes=recipes, summary=rows, targets=targets, runs=results, partial=False)
+    missed = any(t["verdict"] != "PASS" for t in targets)
+    return ExitStatus.TARGET_MISSED if args.check and missed else ExitStatus.OK
+
+
 def tta_target(args, results: dict) -> tuple[float | None, str]:
     if args.target_accuracy is not None:
         return args.target_accuracy, "--target-accuracy"
@@ -417,7 +482,8 @@ def program(args) -> ExitStatus:
     if record["loadavg_before"][0] > 0.5:
         print(f"note: load average {record['loadavg_before'][0]:.1f} before the run: "
               "the machine is not quiet, figures are indicative only")
-    status = (tta_mode if args.time_to_accuracy else epoch_mode)(args, record)
+    mode = tta_mode if args.time_to_accuracy else variants_mode if args.variants else epoch_mode
+    status = mode(args, record)
     record["loadavg_after"] = os.getloadavg()
     write_record(args.out, record)
     print(f"\nwrote {args.out}")

@@ -241,3 +241,17 @@ def test_a_nested_model_from_yaml_is_a_model_object_with_its_layers():
     nested = next(m for m in model.net.layers if hasattr(m, "net"))  # what the outer model runs
     conv = nested.net.layers[0]
     assert float(conv.bias.detach().sum()) == 4.0
+
+
+def test_a_frozen_batch_normalization_runs_in_inference_mode_as_in_keras_3():
+    bn = layers.BatchNormalization()
+    model = cnnlab.Sequential([layers.Input(shape=(4,)), bn, layers.Dense(2, activation="softmax")])
+    bn.trainable = False
+    moving = [w.copy() for w in bn.get_weights()]
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd")
+    x = np.random.default_rng(0).normal(3.0, 2.0, size=(16, 4)).astype("float32")
+    model.fit(x, np.arange(16) % 2, epochs=1, batch_size=8, verbose=0)
+    for a, b in zip(moving, bn.get_weights()):  # gamma, beta and the moving statistics
+        np.testing.assert_array_equal(a, b)
+    t = totals(model.to_spec())  # gamma, beta and both moving statistics are frozen
+    assert (t["trainable_params"], t["non_trainable_params"]) == (10, 16)

@@ -36,9 +36,14 @@ def parse_args(system: str) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=f"Benchmark worker for {system}.")
     p.add_argument("--data", required=True, help="the .npz written by epoch_time.py")
     p.add_argument("--result", required=True, help="where to write the JSON result")
-    p.add_argument("--mode", choices=("epoch", "tta"), default="epoch",
+    p.add_argument("--mode", choices=("epoch", "tta", "variant"), default="epoch",
                    help="epoch: time epochs, inference and latency; tta: record "
-                        "validation accuracy after each epoch (default: epoch)")
+                        "validation accuracy after each epoch; variant: time the epochs of "
+                        "--variant only (default: epoch)")
+    p.add_argument("--variant-file", default=None,
+                   help="the variants' recipes (JSON) the driver wrote, for --mode variant")
+    p.add_argument("--variant", default=None,
+                   help="the variant to train, from --variant-file (default: none)")
     p.add_argument("--recipe", default="lecture",
                    help="training schedule; only cnnlab knows 'fast' (default: lecture)")
     p.add_argument("--epochs", type=int, default=3, help="epochs to train (default: 3)")

@@ -16,6 +16,7 @@ import numpy as np
 
 import common
 import lecture
+import variant_model
 
 
 def build_model(keras):
@@ -72,7 +73,13 @@ def train_and_measure(keras, result: dict, args, fit=None, call=None) -> None:
     """
     data = common.load_data(args)
     x, y = data["x_train"], common.one_hot(data["y_train"])
-    model = build_model(keras)
+    if args.mode == "variant":  # an improve.yaml variant: its model, optimizer, batch size
+        recipe = variant_model.load(args.variant_file, args.variant)
+        x = x.reshape(len(x), *recipe["input_shape"])
+        args.batch_size = recipe["batch_size"]
+        model = variant_model.keras_model(keras, recipe)
+    else:
+        model = build_model(keras)
 
     def predict(images: np.ndarray, batch: int = 1000) -> np.ndarray:
         return np.asarray(model.predict(images, batch_size=batch, verbose=0))

@@ -14,6 +14,7 @@ import numpy as np
 
 import common
 import lecture
+import variant_model
 
 SYSTEM = "torch-eager"
 
@@ -43,8 +44,17 @@ def body(result: dict, args) -> None:
     # (N, 28, 28, 1) -> (N, 1, 28, 28): NCHW as in pytorch/examples
     x = torch.from_numpy(np.ascontiguousarray(data["x_train"].transpose(0, 3, 1, 2)))
     y = torch.from_numpy(data["y_train"])
-    model = build_model(torch)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lecture.LEARNING_RATE)
+    regularized = []
+    if args.mode == "variant":  # an improve.yaml variant, ported as naively
+        recipe = variant_model.load(args.variant_file, args.variant)
+        if len(recipe["input_shape"]) == 1:
+            x = x.reshape(len(x), -1)
+        args.batch_size = recipe["batch_size"]
+        model, regularized = variant_model.torch_model(torch, recipe)
+        optimizer = variant_model.torch_optimizer(torch, recipe, model.parameters())
+    else:
+        model = build_model(torch)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lecture.LEARNING_RATE)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     @torch.inference_mode()
@@ -67,6 +77,8 @@ def body(result: dict, args) -> None:
             optimizer.zero_grad()
             logits = model(xb)
             loss = loss_fn(logits, yb)
+            if regularized:
+                loss = loss + variant_model.penalty(regularized)
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * len(idx)

@@ -7,6 +7,7 @@ The rest of cnnlab calls only these names (never a submodule):
     >>> with fast.cpu_settings(device):                  # around a fit
     ...     fast_step = fast.plan_step(trainer)          # None: the trainer uses autograd
     >>> fast.kernels_available(), fast.kernels_status()  # (True, 'avx2') or (False, why)
+    >>> y = fast.batch_norm_train(x, gamma, beta, moving_mean, moving_var, 0.99, 1e-3, image)
 
 Inside: rewrite.py (the graph rewrite and the fused modules), ops.py (the compiled
 kernels as torch ops with autograd functions), csrc/ (the C++), kernels.py and isa.py
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 from . import kernels as _kernels
 from .adam import step_function
+from .batchnorm import batch_norm_train
 from .cpu import cpu_settings
 from .rewrite import FusedConvPool, MaxPool2x2, optimize_chain
 from .step import plan_step
 
-__all__ = ["FusedConvPool", "MaxPool2x2", "cpu_settings", "kernels_available",
+__all__ = ["FusedConvPool", "batch_norm_train", "MaxPool2x2", "cpu_settings", "kernels_available",
            "kernels_status", "optimize_chain", "plan_step", "step_function"]
 
 

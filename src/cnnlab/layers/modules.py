@@ -201,7 +201,9 @@ class BatchNorm(nn.Module):
 
     Training: normalizes with the batch's biased variance and updates the
     moving statistics as Keras does: moving = moving * momentum + batch * (1 - momentum).
-    Inference: uses the moving statistics.
+    Inference: uses the moving statistics. Training runs on fast.batch_norm_train (torch's
+    one-pass kernels, the same maths up to float rounding) unless `literal` is set: the
+    formula below, kept as the reference the tests compare the fast path with.
     """
 
     def __init__(self, channels, momentum, epsilon, center, scale, image):
@@ -211,6 +213,7 @@ class BatchNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels)) if center else None   # beta
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
+        self.literal = False
 
     def _view(self, t, x):
         if self.image:
@@ -218,7 +221,13 @@ class BatchNorm(nn.Module):
         return t.view(*([1] * (x.dim() - 1)), -1)
 
     def forward(self, x):
-        if self.training:
+        # a frozen layer (trainable=False) normalizes with its moving statistics, as in Keras 3
+        training = self.training and not getattr(self, "frozen", False)
+        if training and not self.literal:
+            from .. import fast  # here: cnnlab.fast imports the layers (a cycle at import time)
+            return fast.batch_norm_train(x, self.weight, self.bias, self.running_mean,
+                                         self.running_var, self.momentum, self.epsilon, self.image)
+        if training:
             dims = (0, 2, 3) if self.image else tuple(range(x.dim() - 1))
             var, mean = torch.var_mean(x, dim=dims, unbiased=False)
             with torch.no_grad():
