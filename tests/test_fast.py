@@ -109,7 +109,10 @@ def test_where_a_compiler_exists_the_build_made_the_kernels_this_cpu_runs():
     if chosen is None:
         pytest.skip(why)
     assert chosen in built
-    if os.environ.get(kernels.ENV, "") in ("", "0"):
+    # the binary loads (with CNNLAB_KERNELS=on, as `make test` runs, even an AVX2 one)
+    assert kernels.load({kernels.FORCE: "on"})[0] is not None
+    if os.environ.get(kernels.ENV, "") in ("", "0") and (
+            chosen == "avx512" or os.environ.get(kernels.FORCE) == "on"):
         assert fast.kernels_available(), kernels.REASON
         assert fast.kernels_status() == chosen
 
@@ -210,3 +213,16 @@ def test_no_module_outside_cnnlab_fast_imports_its_internals():
                     if len(parts) > 3 or inner not in fast.__all__:
                         offenders.append(f"{rel}: {target}")
     assert offenders == []
+
+
+def test_the_avx2_build_runs_only_when_asked_for(monkeypatch):
+    """On a CPU without AVX-512 torch's own ops train faster (benchmarks/kernels_ab.py), so
+    the AVX2 binary is not used by default; CNNLAB_KERNELS=on uses it."""
+    monkeypatch.setattr(isa, "cpu_features", lambda *a: {"sse2", "avx2", "fma"})
+    if "avx2" not in kernels.built_variants():
+        pytest.skip("the AVX2 kernels were not built here")
+    assert kernels.load({}) == (None, kernels.NO_AVX512)
+    ext, why = kernels.load({kernels.FORCE: "on"})
+    assert ext is not None and ext.ISA == "avx2" and why == ""
+    assert kernels.notice(kernels.NO_AVX512).endswith("set CNNLAB_KERNELS=on to use their "
+                                                      "AVX2 build anyway.")

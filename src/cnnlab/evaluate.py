@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .runs import DEFAULT_ROOT, load
 
@@ -25,9 +24,9 @@ def evaluate_run(run, root=DEFAULT_ROOT, data: str | None = None, data_dir=None,
     if val is None:  # the run validated on the last fraction of its training data
         from .train.data import split_validation
         _, val = split_validation(train, cfg.data["validation"])
-    batches: list = []
-    result = model._trainer.evaluate(val, predictions=batches)  # one pass: metrics and classes
-    pred = torch.cat(batches).numpy()
+    # the public API, two passes: Keras's evaluate for the metrics, predict for the classes
+    result = model.evaluate(val, verbose=0, return_dict=True)
+    pred = model.predict(val.x.numpy(), batch_size=1000, verbose=0).argmax(axis=-1)
     truth = val.y_index.numpy()
     per_class = {}
     names = ds.class_names

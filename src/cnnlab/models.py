@@ -29,13 +29,13 @@ from . import builder
 from .errors import SpecError
 from .layers.base import Layer
 from .layers.nested import ModelLayer
-from .layers.objects import KerasTensor, graph_from_tensors, is_symbolic
+from .layers.objects import KerasTensor, WeightLists, graph_from_tensors, is_symbolic
 from .spec import ModelSpec
 from .summary import summary_text
 from .train.fit_api import FitMixin, resolve_device  # noqa: F401 (re-exported)
 
 
-class Model(FitMixin):
+class Model(FitMixin, WeightLists):
     """Keras's `Model(inputs, outputs, name=...)`: a graph of layers between KerasTensors."""
 
     def __init__(self, inputs=None, outputs=None, name: str | None = None, **kwargs):
@@ -226,14 +226,6 @@ class Model(FitMixin):
     def weights(self) -> list:
         self.net
         return [v for layer in self.to_spec().layers for v in _layer_vars(layer)]
-
-    @property
-    def trainable_weights(self) -> list:
-        return [v for v in self.weights if v.trainable]
-
-    @property
-    def non_trainable_weights(self) -> list:
-        return [v for v in self.weights if not v.trainable]
 
     # -- files (formats chosen by file name: cnnlab.saving) ----------------------
     def save(self, filepath, overwrite: bool = True, **kwargs) -> None:

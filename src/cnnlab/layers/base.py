@@ -21,11 +21,12 @@ import math
 from typing import Any, ClassVar
 
 from ..errors import SpecError, unknown_name
+from .objects import WeightLists
 
 REQUIRED = object()  # marks an argument without a default
 
 
-class Layer:
+class Layer(WeightLists):
     keras_name: ClassVar[str] = "Layer"
     auto_name: ClassVar[str] = "layer"      # prefix of generated names: conv2d, conv2d_1, ...
     POSITIONAL: ClassVar[tuple[str, ...]] = ()
@@ -128,14 +129,6 @@ class Layer:
     def weights(self) -> list:
         from .objects import variables
         return variables(self)
-
-    @property
-    def trainable_weights(self) -> list:
-        return [v for v in self.weights if v.trainable]
-
-    @property
-    def non_trainable_weights(self) -> list:
-        return [v for v in self.weights if not v.trainable]
 
     @property
     def kernel(self):

@@ -244,6 +244,18 @@ def c_bias(layer) -> bool:
     return bool(layer.config.get("use_bias", True))
 
 
+class WeightLists:
+    """Keras's trainable_weights / non_trainable_weights, from `weights` (layers and models)."""
+
+    @property
+    def trainable_weights(self) -> list:
+        return [v for v in self.weights if v.trainable]
+
+    @property
+    def non_trainable_weights(self) -> list:
+        return [v for v in self.weights if not v.trainable]
+
+
 class Variable:
     """A Keras-style view of one weight: `.numpy()`, `.shape`, `.path`, `.assign()`."""
 

@@ -203,16 +203,7 @@ class Trainer:
         if step is not None and step.applies(xb):
             return step(xb, yb, yi)
         out = self.net(xb, logits=self.net_logits)
-        loss = self._mean_loss(out, yb, yi)
-        reg = self.net.regularization()
-        if reg is not None:
-            loss = loss + reg
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self._step()
-        with torch.no_grad():
-            self._update_metrics(self.position.sums.objects(), out.detach(), yb)
-            return loss.detach() * xb.shape[0], self.hits(out.detach(), yi)
+        return self._descend(out, self._mean_loss(out, yb, yi), xb, yb, yi)
 
     def weighted_step(self, xb, yb, yi, w) -> tuple[torch.Tensor, torch.Tensor]:
         """train_step with per-sample loss weights: Keras's mean of weight * loss over the
@@ -222,7 +213,11 @@ class Trainer:
             per = F.cross_entropy(out, yi, label_smoothing=self.label_smoothing, reduction="none")
         else:
             per = self._loss(out, yb)
-        loss = (per * w).mean()
+        return self._descend(out, (per * w).mean(), xb, yb, yi)
+
+    def _descend(self, out, loss, xb, yb, yi) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's loss plus the regularization penalty, backward, one optimizer step;
+        returns (sum of loss over the batch, number correct)."""
         reg = self.net.regularization()
         if reg is not None:
             loss = loss + reg
