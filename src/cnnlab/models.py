@@ -210,10 +210,9 @@ class Model(FitMixin, WeightLists):
     def set_weights(self, weights) -> None:
         weights = list(weights)
         per_layer, i = [], 0
-        for ws in self.net.keras_weights():
-            n = len(ws) if not ws or not isinstance(ws[0], list) else sum(map(len, ws))
-            per_layer.append(weights[i:i + n])
-            i += n
+        for ws in self.net.keras_weights():  # a nested model's arrays come flat
+            per_layer.append(weights[i:i + len(ws)])
+            i += len(ws)
         if i != len(weights):
             raise SpecError(f"You called `set_weights(weights)` on model {self.name!r} with a "
                             f"weight list of length {len(weights)}, but the model was expecting "
