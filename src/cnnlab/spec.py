@@ -163,10 +163,10 @@ class ModelSpec:
         refs = list(self.input_names)
         shapes = [i.shape for i in inputs]
         consumers = [0] * (len(inputs) + len(calls))
-        counts: dict[int, int] = {}
+        called: dict[int, list] = {}  # id(layer) -> [calls so far, its first call's input shapes]
         nodes = []
         for j, (layer, sources) in enumerate(calls):
-            nodes.append(self._node(j, layer, tuple(sources), name_of[id(layer)], counts, refs,
+            nodes.append(self._node(j, layer, tuple(sources), name_of[id(layer)], called, refs,
                                     shapes, consumers, sequential))
         self.nodes = tuple(nodes)
         if not outputs:
@@ -193,7 +193,7 @@ class ModelSpec:
             self.layers = tuple(ordered)
             self.layer_names = tuple(names[id(layer)] for layer in ordered)
 
-    def _node(self, j, layer, sources, lname, counts, refs, shapes, consumers, sequential):
+    def _node(self, j, layer, sources, lname, called, refs, shapes, consumers, sequential):
         where = f"Layer {j} ({layer.keras_name})" if sequential else \
             f"Layer {j} ({layer.keras_name} {lname!r})"
         if not sources or not all(isinstance(s, int) and 0 <= s < len(refs) for s in sources):
@@ -206,18 +206,17 @@ class ModelSpec:
                             f"{', '.join(refs[s] for s in sources)}.")
         in_shapes = tuple(shapes[s] for s in sources)
         arg = list(in_shapes) if layer.multi_input else in_shapes[0]
-        k = counts.get(id(layer), 0)
-        counts[id(layer)] = k + 1
-        if k and in_shapes != self._first_call_shapes[id(layer)]:
+        seen = called.setdefault(id(layer), [0, in_shapes])
+        k, first = seen[0], seen[1]
+        seen[0] += 1
+        if k and in_shapes != first:
             raise SpecError(f"{where}: a shared layer must be called on inputs of the shape of "
-                            f"its first call, {_shapes_str(self._first_call_shapes[id(layer)])}. "
+                            f"its first call, {_shapes_str(first)}. "
                             f"Received {_shapes_str(in_shapes)}.")
         try:
             out = tuple(layer.output_shape(arg))
         except SpecError as err:
             raise SpecError(f"{where}: {err}") from None
-        if not k:
-            self.__dict__.setdefault("_first_call_shapes", {})[id(layer)] = in_shapes
         for s in sources:
             consumers[s] += 1
         ref = lname if k == 0 else f"{lname}@{k}"
