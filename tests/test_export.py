@@ -6,15 +6,8 @@ import numpy as np
 import pytest
 
 import cnnlab
-from cnnlab.cli import main
+from test_cli import run  # the CLI's exit code, stdout and stderr
 from cnnlab.models import load_model
-
-
-def run(capsys, *argv):
-    with pytest.raises(SystemExit) as exit_:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    return exit_.value.code, out, err
 
 
 @pytest.fixture
