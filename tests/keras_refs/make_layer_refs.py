@@ -52,32 +52,8 @@ def _tuples(v):
 
 def build(spec: dict):
     """make_refs.build, with InputLayer as an input entry and lists passed as tuples."""
-    keras.backend.clear_session()
-    model = keras.Sequential()
-    if "input_shape" in spec:
-        model.add(keras.Input(shape=tuple(spec["input_shape"])))
-    mapping, next_index = [], 0
-    for i, entry in enumerate(spec.get("layers") or []):
-        ((cls_name, raw),) = entry.items()
-        kwargs = {k: _tuples(v) for k, v in (raw or {}).items()}
-        try:
-            obj = keras.Input(**kwargs) if cls_name == "Input" else getattr(keras.layers, cls_name)(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - we record what Keras says
-            raise base.Refused(exc, "construct", i) from exc
-        try:
-            model.add(obj)
-        except Exception as exc:  # noqa: BLE001
-            raise base.Refused(exc, "build", i) from exc
-        if cls_name in INPUTS:
-            mapping.append(None)
-        else:
-            mapping.append(next_index)
-            next_index += 1
-    try:
-        model.count_params()
-    except Exception as exc:  # noqa: BLE001
-        raise base.Refused(exc, "count_params", None) from exc
-    return model, mapping
+    return base.build(spec, kwargs_of=lambda raw: {k: _tuples(v) for k, v in (raw or {}).items()},
+                      inputs=INPUTS)
 
 
 _random_weight = base.random_weight

@@ -84,8 +84,11 @@ def _kwargs(raw: dict | None) -> dict:
     return out
 
 
-def build(spec: dict):
+def build(spec: dict, kwargs_of=_kwargs, inputs=("Input",)):
     """Build the Keras Sequential model for a spec in a fresh Keras session.
+
+    `kwargs_of` turns a layer's YAML arguments into Keras's; `inputs` are the class names
+    that stand for the model's input (make_layer_refs.py adds InputLayer).
 
     Layers are added one at a time so that a refusal can be pinned to the
     spec layer that caused it.  Returns (model, mapping) where mapping[i] is
@@ -101,7 +104,7 @@ def build(spec: dict):
         if not isinstance(entry, dict) or len(entry) != 1:
             raise ValueError(f"spec layer {i} is not a one-key mapping: {entry!r}")
         ((cls_name, raw),) = entry.items()
-        kwargs = _kwargs(raw)
+        kwargs = kwargs_of(raw)
         try:
             if cls_name == "Input":
                 obj = keras.Input(**kwargs)
@@ -113,7 +116,7 @@ def build(spec: dict):
             model.add(obj)
         except Exception as exc:  # noqa: BLE001
             raise Refused(exc, "build", i) from exc
-        if cls_name == "Input":
+        if cls_name in inputs:
             mapping.append(None)
         else:
             mapping.append(next_index)
