@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import signal
 import sys
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, fast
+from . import __version__, fast, guard
 from .config import RunConfig, compile_kwargs, fit_kwargs, schedule_callbacks
 from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError, SpecError
 from .io import atomic_write
@@ -302,9 +301,11 @@ def check_data_matches(run_dir: Path, meta: dict, ds) -> None:
                        f"the data found now ({ds.source}) has {ds.sha256[:12]}....")
 
 
-def check_new_run(root, name: str | None) -> None:
-    """Fail fast, before the data is loaded, when --name is invalid or taken."""
+def check_new_run(root, name: str | None, prefix: str = "run") -> None:
+    """Fail fast, before the data is loaded, when --name (or the name the run would get
+    from `prefix`) is invalid, or --name is taken."""
     if name is None:
+        guard.check_derived_name(prefix, prefix)
         return
     path = Path(root) / check_name(name)
     if path.exists():
@@ -349,16 +350,21 @@ def build_model(cfg: RunConfig, seed: int | None) -> Sequential:
     return model
 
 
-def start_run_dir(cfg: RunConfig, out, name, prefix) -> Path:
-    """Create the run directory with its config; remove it again if that fails."""
+def start_run_dir(cfg: RunConfig, out, name, prefix, lock: guard.DirLock | None = None) -> Path:
+    """Create the run directory (locked by `lock`) with its config; remove it again if that
+    fails."""
     run_dir = create_run_dir(out, name, prefix)
     try:
+        if lock is not None:
+            lock.acquire(run_dir)
         atomic_write(run_dir / "config.yaml", cfg.to_yaml())
         atomic_write(run_dir / "summary.txt", summary_text(cfg.spec) + "\n")
         write_json(run_dir / "metrics.json", {"format": RUN_FORMAT, "status": "running",
                                               "name": run_dir.name})
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if lock is not None:
+            lock.release()
+        guard.remove_new_run(run_dir)
         raise
     return run_dir
 
@@ -378,11 +384,23 @@ def run_callbacks(t: dict, user_callbacks, times: list, quiet: bool, stream) -> 
 def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: bool = False,
               resume=None, stream=None, handle_signals: bool = False, prefix: str = "run",
               overrides: dict | None = None) -> RunResult:
+    """Train a new run, or resume one; the run directory is locked (flock) meanwhile, so a
+    second process refuses to train in it."""
+    with guard.DirLock() as lock:
+        if resume is not None:
+            lock.acquire(find_run(resume, out))
+        return _train_run(cfg, out=out, name=name, quiet=quiet, resume=resume, stream=stream,
+                          handle_signals=handle_signals, prefix=prefix, overrides=overrides,
+                          lock=lock)
+
+
+def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signals, prefix,
+               overrides, lock: guard.DirLock) -> RunResult:
     stream = stream or sys.stdout
     if resume is not None:
         run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
     else:
-        check_new_run(out, name)
+        check_new_run(out, name, prefix)
     check_model_fits(cfg.spec, cfg.train["device"])
     t = cfg.train
     if t["threads"]:
@@ -393,7 +411,7 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
     cbs.from_config(t["callbacks"])  # validated before any file is written
     model = build_model(cfg, t["seed"] if resume is None else None)
     if resume is None:
-        run_dir = start_run_dir(cfg, out, name, prefix)
+        run_dir = start_run_dir(cfg, out, name, prefix, lock)
 
     user_callbacks = cbs.from_config(t["callbacks"], run_dir)
     metrics: dict = (read_json(run_dir / "metrics.json", {}) or {}) if resume is not None else {}
@@ -425,9 +443,19 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
             guard.__enter__()
         model.fit(train, validation_data=val, validation_split=split, verbose=0,
                   callbacks=callbacks, **fit_kwargs(t))
-    except DiskError as err:
-        raise DiskError(f"{err} Training stopped; free some space, then resume with: "
-                        f"cnnlab train --resume {run_dir}") from None
+    except BaseException as err:
+        if resume is None and not (run_dir / CHECKPOINT).exists():
+            # nothing to resume from: a run is resumable or absent, never a dead `running`
+            lock.release()
+            guard.remove_new_run(run_dir)
+            if isinstance(err, DiskError):
+                raise DiskError(f"{err} Training stopped before its first checkpoint; the run "
+                                f"directory {run_dir} was removed.") from None
+            raise
+        if isinstance(err, DiskError):
+            raise DiskError(f"{err} Training stopped; free some space, then resume with: "
+                            f"cnnlab train --resume {run_dir}") from None
+        raise
     finally:
         if guard:
             guard.__exit__()

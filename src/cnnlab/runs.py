@@ -13,22 +13,14 @@ import csv
 import io
 import json
 import os
-import re
 import time
 from pathlib import Path
 
-from .errors import ConfigError, DiskError, RunError
+from .errors import DiskError, RunError
+from .guard import check_name, make_owned_dir
 from .io import atomic_write, disk_error
 
 DEFAULT_ROOT = Path("runs")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"Invalid run name {name!r}. Expected letters, digits, '.', '_' or '-' "
-                          "(at most 100, starting with a letter or digit).")
-    return name
 
 
 def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
@@ -44,7 +36,7 @@ def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
     if name is not None:
         path = root / check_name(name)
         try:
-            path.mkdir()
+            make_owned_dir(path)
         except FileExistsError:
             raise RunError(f"A run named {name!r} already exists in {root}. Choose another "
                            f"--name, or resume it with --resume {path}.") from None
@@ -55,8 +47,7 @@ def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
     for i in range(1000):
         path = root / (f"{prefix}-{stamp}" + (f"-{i}" if i else ""))
         try:
-            path.mkdir()
-            return path
+            return make_owned_dir(path)
         except FileExistsError:
             continue
         except OSError as err:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import CnnlabError, ExitStatus, RunError
+from ..guard import check_removable, lock_holder, remove_owned
 from ..runs import read_json
 from .plan import Job
 
@@ -51,9 +51,17 @@ def _differences(old: RunConfig, new: RunConfig) -> list[str]:
 def plan_step(job: Job, folder: Path) -> Step:
     """What `job`'s run directory needs; RunError if it holds another config's run."""
     run_dir = folder / job.run_name
-    if not run_dir.exists():
+    if not run_dir.exists() and not run_dir.is_symlink():
         return Step(job, "new")
+    if run_dir.is_symlink():
+        raise RunError(f"Run {run_dir} is a symbolic link. Expected a run directory cnnlab "
+                       "created; remove the link or give the experiment another --name.")
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        raise RunError(f"Run {run_dir} is in use by process {holder}. Wait for it to finish, or "
+                       "stop it; then run this command again.")
     if not (run_dir / "config.yaml").is_file():
+        check_removable(run_dir)  # a restart deletes it: only a directory cnnlab made
         return Step(job, "restart", "it stopped before writing its config")
     diffs = _differences(RunConfig.load(run_dir / "config.yaml"), job.cfg)
     m = read_json(run_dir / "metrics.json", {}) or {}
@@ -70,6 +78,7 @@ def plan_step(job: Job, folder: Path) -> Step:
         return Step(job, "skip", "finished")
     if (run_dir / "checkpoint.safetensors").is_file():
         return Step(job, "resume", f"{m.get('epochs_done', 0)} of {planned} epochs done")
+    check_removable(run_dir)
     return Step(job, "restart", "it stopped before its first checkpoint")
 
 
@@ -94,7 +103,7 @@ def run_one(cfg: RunConfig, folder, name: str, action: str):
     folder = Path(folder)
     run_dir = folder / name
     if action == "restart":
-        shutil.rmtree(run_dir)  # it holds no checkpoint: nothing to keep
+        remove_owned(run_dir)  # it holds no checkpoint: nothing to keep
     if action == "resume":
         # the runner refuses config changes it does not allow on resume: for the
         # settings that do not change results, keep the run's own values

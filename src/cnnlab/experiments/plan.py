@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import CnnlabError, ConfigError, reject_unknown_keys
-from ..runs import check_name
+from ..guard import check_derived_name, check_name
 from ..spec import read_yaml_file
 from .variants import apply_variant, describe
 
@@ -165,6 +165,11 @@ def _select(raw: dict, only) -> list[str]:
 
 def load_experiment(path, name=None, **overrides) -> Experiment:
     path = Path(path)
+    # the folder's name: checked before the file is even read, as every name a user gives
+    if name is not None:
+        check_name(name, "experiment")
+    else:
+        check_derived_name(path.stem, path.name, "experiment", room=0)
     return parse_experiment(read_yaml_file(path), str(path), path.parent, name, **overrides)
 
 

@@ -1,0 +1,248 @@
+"""Hardening: names that cannot escape the runs folder, directories cnnlab deletes only if it
+made them, and run directories locked while a process trains in them.
+
+Each case runs the real CLI in process and checks the exit code, the message's key words,
+no traceback, and the disk afterwards (the victim folder intact, no run directory left or a
+resumable one)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cnnlab import guard
+from cnnlab.errors import ConfigError, RunError
+from test_resume_support import TINY_LAYERS, keep_threads, run_cli, tiny_npz, tree, write_config  # noqa: F401
+
+
+def victim(folder: Path) -> dict:
+    """A user's folder named like an experiment's run (`base-s0`), without config.yaml."""
+    (folder / "base-s0").mkdir(parents=True)
+    (folder / "base-s0" / "thesis.tex").write_text("years of work\n")
+    (folder / "notes.txt").write_text("mine\n")
+    return tree(folder)
+
+
+def experiment_yaml(path="exp.yaml", data="tiny.npz", variants=None, **train) -> Path:
+    d = {"seeds": 1, "variants": variants or {},
+         "base": {"model": {"input_shape": [8, 8, 1], "layers": TINY_LAYERS},
+                  "data": {"name": f"npz:{data}"},
+                  "train": {"epochs": 1, "batch_size": 16, "threads": 1, **train}}}
+    Path(path).write_text(yaml.safe_dump(d, sort_keys=False))
+    return Path(path)
+
+
+def no_traceback(err: str) -> None:
+    assert err.startswith(("cnnlab: error: ", "usage: ")) and "Traceback" not in err, err
+
+
+# -- names ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["../victim", "/tmp/abs", "a/b", "..", ".hidden", "ok\n",
+                                  "tab\tname", "x" * 101, "", "a\x00b", "é"])
+def test_every_bad_name_is_refused_by_the_one_rule(name):
+    with pytest.raises(ConfigError, match="Expected letters, digits"):
+        guard.check_name(name, "experiment")
+
+
+@pytest.mark.parametrize("name", ["a", "lecture-1", "v1.2_x", "x" * 100, "A..b"])
+def test_good_names_pass(name):
+    assert guard.check_name(name) == name
+
+
+@pytest.mark.parametrize("bad", ["../victim", "/abs/victim", "victim/..", "ok\n"])
+def test_an_experiment_name_cannot_reach_outside_the_runs_folder(bad, tmp_path, monkeypatch,
+                                                                 capsys, keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    experiment_yaml()
+    before = victim(tmp_path / "victim")
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--name", bad, "--out", "runs",
+                           "--quiet")
+    assert code == 2 and "Invalid experiment name" in err and "Expected letters" in err, err
+    no_traceback(err)
+    assert tree("victim") == before
+    assert not Path("runs").exists()
+
+
+def test_an_experiment_never_deletes_a_users_folder_of_the_same_name(tmp_path, monkeypatch,
+                                                                     capsys, keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    experiment_yaml()
+    before = victim(tmp_path / "runs" / "victim")
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--name", "victim", "--out", "runs",
+                           "--quiet")
+    assert code == 5 and "is not a cnnlab experiment folder" in err, err
+    no_traceback(err)
+    assert tree("runs/victim") == before
+    # even inside an experiment folder cnnlab made, a run folder it did not make is kept
+    (tmp_path / "runs" / "victim" / "experiment.json").write_text("{}")
+    before = tree("runs/victim")
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--name", "victim", "--out", "runs",
+                           "--quiet")
+    assert code == 5 and "was not created by cnnlab" in err and "base-s0" in err, err
+    no_traceback(err)
+    assert tree("runs/victim") == before
+
+
+def test_a_symlinked_run_folder_is_never_followed_to_delete(tmp_path, monkeypatch, capsys,
+                                                             keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    experiment_yaml()
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")
+    assert code == 0, err
+    # a user's folder, marked as if cnnlab's, behind a link where a restartable run would be
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    guard.mark(target, "run")
+    (target / "keep.txt").write_text("keep\n")
+    import shutil
+    shutil.rmtree("runs/exp/base-s0")
+    os.symlink(target, "runs/exp/base-s0")
+    before = tree(target)
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")
+    assert code == 5 and "symbolic link" in err, err
+    no_traceback(err)
+    assert tree(target) == before and Path("runs/exp/base-s0").is_symlink()
+
+
+def test_a_name_derived_from_the_config_file_follows_the_same_rule(tmp_path, monkeypatch, capsys,
+                                                                   keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    write_config("my config.yaml", "tiny.npz")
+    code, _, err = run_cli(capsys, "train", "my config.yaml", "--out", "runs", "--quiet")
+    assert code == 2 and "derived from the file name" in err and "--name" in err, err
+    no_traceback(err)
+    assert not Path("runs").exists()
+    experiment_yaml("bad\tname.yaml")
+    code, _, err = run_cli(capsys, "experiment", "bad\tname.yaml", "--out", "runs", "--quiet")
+    assert code == 2 and "Invalid experiment name" in err, err
+    assert not Path("runs").exists()
+
+
+def test_every_directory_cnnlab_creates_is_marked(tmp_path, monkeypatch, capsys, keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    experiment_yaml()
+    write_config("c.yaml", "tiny.npz", epochs=1)
+    assert run_cli(capsys, "train", "c.yaml", "--name", "r", "--out", "runs", "--quiet")[0] == 0
+    assert run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")[0] == 0
+    for d in ("runs/r", "runs/exp", "runs/exp/base-s0"):
+        assert guard.is_owned(d), d
+    assert not list(Path("runs").rglob(guard.LOCK))  # every lock released and removed
+
+
+def test_remove_owned_refuses_what_cnnlab_did_not_make(tmp_path):
+    mine = guard.make_owned_dir(tmp_path / "mine")
+    (tmp_path / "theirs").mkdir()
+    with pytest.raises(RunError, match="was not created by cnnlab"):
+        guard.remove_owned(tmp_path / "theirs")
+    os.symlink(mine, tmp_path / "link")
+    with pytest.raises(RunError, match="symbolic link"):
+        guard.remove_owned(tmp_path / "link")
+    assert mine.is_dir()
+    guard.remove_owned(mine)
+    assert not mine.exists() and (tmp_path / "theirs").is_dir()
+
+
+# -- locks: one process per run directory ------------------------------------------------------
+
+HOLD = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, str(os.getpid()).encode())
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def finished(tmp_path, monkeypatch, capsys, keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    write_config("c.yaml", "tiny.npz", epochs=1)
+    code, _, err = run_cli(capsys, "train", "c.yaml", "--name", "x", "--out", "runs", "--quiet")
+    assert code == 0, err
+    return tmp_path
+
+
+def hold_lock(path: Path) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path)], stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"locked"
+    return proc
+
+
+def test_a_resume_of_a_run_in_use_is_refused_with_the_holders_pid(finished, capsys):
+    proc = hold_lock(Path("runs/x") / guard.LOCK)
+    try:
+        before = tree("runs")
+        code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--epochs", "2",
+                               "--quiet")
+        assert code == 5 and f"Run runs/x is in use by process {proc.pid}" in err, err
+        no_traceback(err)
+        assert tree("runs") == before
+    finally:
+        proc.kill()
+        proc.wait()
+    # killed: the kernel dropped the lock; its file is left, and taken over
+    code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--epochs", "2",
+                           "--quiet")
+    assert code == 0, err
+    assert not (Path("runs/x") / guard.LOCK).exists()
+
+
+def test_an_experiment_on_a_run_in_use_is_refused_with_the_holders_pid(tmp_path, monkeypatch,
+                                                                       capsys, keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    experiment_yaml()
+    assert run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")[0] == 0
+    experiment_yaml(epochs=2)
+    proc = hold_lock(Path("runs/exp/base-s0") / guard.LOCK)
+    try:
+        before = tree("runs")
+        code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")
+        assert code == 5 and f"is in use by process {proc.pid}" in err, err
+        no_traceback(err)
+        assert tree("runs") == before
+    finally:
+        proc.kill()
+        proc.wait()
+    proc = hold_lock(Path("runs/exp") / guard.LOCK)
+    try:
+        before = tree("runs")
+        code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")
+        assert code == 5 and f"Experiment folder runs/exp is in use by process {proc.pid}" in err
+        assert tree("runs") == before
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_lock_is_held_while_training_and_released_by_kill_9(tmp_path):
+    tiny_npz(tmp_path / "tiny.npz")
+    write_config(tmp_path / "c.yaml", tmp_path / "tiny.npz", epochs=200)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+           "CNNLAB_NO_KERNELS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "cnnlab", "train", "c.yaml", "--name", "x",
+                             "--out", "runs", "--quiet"], cwd=tmp_path, env=env,
+                            stderr=subprocess.PIPE)
+    run = tmp_path / "runs" / "x"
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.safetensors").is_file():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.1)
+    assert guard.lock_holder(run) == str(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert guard.lock_holder(run) is None
