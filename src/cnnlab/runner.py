@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, fast, guard
+from . import __version__, fast, guard, validate
 from .config import RunConfig, compile_kwargs, fit_kwargs, schedule_callbacks
 from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError, SpecError
 from .io import atomic_write
@@ -401,14 +401,13 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
         run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
     else:
         check_new_run(out, name, prefix)
-    check_model_fits(cfg.spec, cfg.train["device"])
+    validate.check_run(cfg)  # loss against output, callbacks, memory: before any file
     t = cfg.train
     if t["threads"]:
         torch.set_num_threads(t["threads"])
     ds, train, val = load_data(cfg, progress=not quiet)
     if resume is not None:
         check_data_matches(run_dir, meta, ds)
-    cbs.from_config(t["callbacks"])  # validated before any file is written
     model = build_model(cfg, t["seed"] if resume is None else None)
     if resume is None:
         run_dir = start_run_dir(cfg, out, name, prefix, lock)
