@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, fast, guard, validate
+from . import __version__, fast, validate
+from .resume_guard import check_checkpoint
+from .guard import DirLock, check_derived_name, remove_new_run
 from .config import RunConfig, compile_kwargs, fit_kwargs, schedule_callbacks
 from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError, SpecError
 from .io import atomic_write
@@ -271,6 +273,7 @@ def resolve_resume(run_ref, root, new_cfg: RunConfig | None,
                        f"first checkpoint was written). Start a new run instead (delete {run_dir} "
                        "or choose another --name).")
     meta = read_checkpoint_meta(ckpt)
+    check_checkpoint(ckpt, meta, cfg, RESUMABLE_CHANGES)
     metrics = read_json(run_dir / "metrics.json", {}) or {}
     done = meta.get("position", {}).get("epoch", 0)
     if metrics.get("status") == "finished" and cfg.train["epochs"] <= old.train["epochs"]:
@@ -305,7 +308,7 @@ def check_new_run(root, name: str | None, prefix: str = "run") -> None:
     """Fail fast, before the data is loaded, when --name (or the name the run would get
     from `prefix`) is invalid, or --name is taken."""
     if name is None:
-        guard.check_derived_name(prefix, prefix)
+        check_derived_name(prefix, prefix)
         return
     path = Path(root) / check_name(name)
     if path.exists():
@@ -350,7 +353,7 @@ def build_model(cfg: RunConfig, seed: int | None) -> Sequential:
     return model
 
 
-def start_run_dir(cfg: RunConfig, out, name, prefix, lock: guard.DirLock | None = None) -> Path:
+def start_run_dir(cfg: RunConfig, out, name, prefix, lock: DirLock | None = None) -> Path:
     """Create the run directory (locked by `lock`) with its config; remove it again if that
     fails."""
     run_dir = create_run_dir(out, name, prefix)
@@ -364,7 +367,7 @@ def start_run_dir(cfg: RunConfig, out, name, prefix, lock: guard.DirLock | None 
     except BaseException:
         if lock is not None:
             lock.release()
-        guard.remove_new_run(run_dir)
+        remove_new_run(run_dir)
         raise
     return run_dir
 
@@ -386,7 +389,7 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
               overrides: dict | None = None) -> RunResult:
     """Train a new run, or resume one; the run directory is locked (flock) meanwhile, so a
     second process refuses to train in it."""
-    with guard.DirLock() as lock:
+    with DirLock() as lock:
         if resume is not None:
             lock.acquire(find_run(resume, out))
         return _train_run(cfg, out=out, name=name, quiet=quiet, resume=resume, stream=stream,
@@ -395,7 +398,7 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
 
 
 def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signals, prefix,
-               overrides, lock: guard.DirLock) -> RunResult:
+               overrides, lock: DirLock) -> RunResult:
     stream = stream or sys.stdout
     if resume is not None:
         run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
@@ -424,7 +427,8 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
     history = cbs.History()
     guard = SignalStop(run_dir) if handle_signals else None
     checkpointer = Checkpointer(run_dir / CHECKPOINT, t["checkpoint_every_steps"],
-                                extra={"data_sha256": ds.sha256, "run": run_dir.name},
+                                extra={"data_sha256": ds.sha256, "run": run_dir.name,
+                                       "config": cfg.to_yaml()},  # checked on resume
                                 callbacks=[*user_callbacks, writer])
     restore = [] if resume is None else [RestoreCheckpoint(
         run_dir / CHECKPOINT, [*user_callbacks, writer], history,
@@ -442,11 +446,11 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
             guard.__enter__()
         model.fit(train, validation_data=val, validation_split=split, verbose=0,
                   callbacks=callbacks, **fit_kwargs(t))
-    except BaseException as err:
+    except Exception as err:  # (a kill, simulated or real, leaves the run as it is)
         if resume is None and not (run_dir / CHECKPOINT).exists():
             # nothing to resume from: a run is resumable or absent, never a dead `running`
             lock.release()
-            guard.remove_new_run(run_dir)
+            remove_new_run(run_dir)
             if isinstance(err, DiskError):
                 raise DiskError(f"{err} Training stopped before its first checkpoint; the run "
                                 f"directory {run_dir} was removed.") from None

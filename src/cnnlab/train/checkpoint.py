@@ -153,6 +153,7 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     for key, value in opt["scalars"].items():
         pid, name = key.split("/", 1)
         state.setdefault(int(pid), {})[name] = value
+    _check_optimizer_state(path, trainer.optimizer, state)
     trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
     match_param_layouts(trainer.optimizer)
     _restore_callbacks(path, tensors, meta.get("callbacks", {}), callbacks)
@@ -172,6 +173,25 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
         m.load_state([tensors[f"sums/metric/{i}/{j}"].reshape(t.shape)
                       for j, t in enumerate(m.state())])
     return Position(pos["epoch"], pos["step"], sums, pos["global_step"])
+
+
+def _check_optimizer_state(path, opt: torch.optim.Optimizer, state: dict) -> None:
+    """Every per-parameter state tensor (Adam's moments, SGD's momentum) has its parameter's
+    shape; a step count is one number. torch's load_state_dict does not check this, and a
+    wrong shape would fail (or broadcast) in the middle of a step."""
+    params = [p for g in opt.param_groups for p in g["params"]]
+    bad = []
+    for pid, entries in state.items():
+        if not 0 <= pid < len(params):
+            bad.append(f"state for parameter {pid}, of {len(params)}")
+            continue
+        for name, value in entries.items():
+            if torch.is_tensor(value) and value.numel() != 1 and value.shape != params[pid].shape:
+                bad.append(f"{name} of parameter {pid}: shape {tuple(value.shape)}, expected "
+                           f"{tuple(params[pid].shape)}")
+    if bad:
+        raise RunError(f"{path} does not match the run's optimizer: {'; '.join(bad[:5])}. It "
+                       "cannot be resumed.")
 
 
 def _restore_callbacks(path, tensors, saved: dict, callbacks) -> None:
