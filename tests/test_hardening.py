@@ -39,7 +39,10 @@ def experiment_yaml(path="exp.yaml", data="tiny.npz", variants=None, **train) ->
 
 
 def no_traceback(err: str) -> None:
-    assert err.startswith(("cnnlab: error: ", "usage: ")) and "Traceback" not in err, err
+    """The error as cnnlab's one message (after at most a one-line note), no traceback."""
+    assert "Traceback" not in err and "cnnlab: error: " in err or err.startswith("usage: "), err
+    assert all(line.startswith(("cnnlab: ", "usage: ", "  ", "Resume", "Delete", "Only"))
+               for line in err.splitlines() if line), err
 
 
 # -- names ----------------------------------------------------------------------------------
@@ -246,3 +249,156 @@ def test_the_lock_is_held_while_training_and_released_by_kill_9(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert guard.lock_holder(run) is None
+
+
+# -- a run is resumable or absent -------------------------------------------------------------
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_no_run(tmp_path, monkeypatch, capsys,
+                                                            keep_threads):  # noqa: F811
+    from test_bad_inputs import full_disk_on
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    write_config("c.yaml", "tiny.npz")
+    full_disk_on(monkeypatch, "checkpoint.safetensors")
+    code, _, err = run_cli(capsys, "train", "c.yaml", "--name", "x", "--out", "runs", "--quiet")
+    assert code == 7 and "the disk is full" in err and "was removed" in err, err
+    assert "--resume" not in err
+    no_traceback(err)
+    assert list(Path("runs").iterdir()) == []  # the name is free again
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert run_cli(capsys, "train", "c.yaml", "--name", "x", "--out", "runs", "--quiet")[0] == 0
+
+
+def test_a_crash_before_the_first_checkpoint_leaves_no_running_run(tmp_path, monkeypatch, capsys,
+                                                                    keep_threads):  # noqa: F811
+    import cnnlab.train.checkpoint as ckpt
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    write_config("c.yaml", "tiny.npz")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated failure inside torch")
+    monkeypatch.setattr(ckpt, "save_tensors", broken)
+    from cnnlab.cli import main
+    with pytest.raises(RuntimeError):
+        main(["train", "c.yaml", "--name", "x", "--out", "runs", "--quiet"])
+    assert list(Path("runs").iterdir()) == []
+
+
+# -- losses that Keras accepts on class labels ----------------------------------------------------
+
+@pytest.mark.parametrize("loss", ["binary_crossentropy", "mse", "hinge"])
+def test_losses_on_vectors_take_class_labels_one_hot(loss, tmp_path, monkeypatch, capsys,
+                                                    keep_threads):  # noqa: F811
+    from cnnlab.runs import read_json
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    write_config("c.yaml", "tiny.npz", loss=loss, epochs=2)
+    code, _, err = run_cli(capsys, "train", "c.yaml", "--name", "x", "--out", "runs", "--quiet")
+    assert code == 0, err
+    m = read_json("runs/x/metrics.json")
+    assert m["status"] == "finished" and 0 <= m["final_val_accuracy"] <= 1
+    code, out, err = run_cli(capsys, "evaluate", "x", "--out", "runs")
+    assert code == 0 and "per-class accuracy" in out, err
+
+
+def test_one_hot_targets_from_labels_match_to_categorical():
+    import numpy as np
+    from cnnlab.losses import get as get_loss
+    from cnnlab.train.data import _targets
+    y = np.array([0, 2, 1, 2])
+    for name in ("mse", "binary_crossentropy"):
+        yt, _ = _targets(y, 4, get_loss(name), 3, "labels")
+        assert yt.tolist() == np.eye(3)[y].tolist()
+    yt, _ = _targets(np.array([0, 1, 1, 0]), 4, get_loss("binary_crossentropy"), 1, "labels")
+    assert yt.tolist() == [0, 1, 1, 0]  # one sigmoid unit: the labels themselves
+
+
+# -- experiments validate every variant before the first run ------------------------------------
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_experiment_validates_every_variant_before_the_first_run(jobs, tmp_path, monkeypatch,
+                                                                    capsys, keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    experiment_yaml(variants={
+        "ok": {"train": {"batch_size": 8}},
+        "bad_beta": {"train": {"optimizer": {"name": "adam", "beta_1": 1.5}}},
+        "bad_seed": {"train": {"seed": -3}},
+        "nan_rate": {"train": {"optimizer": {"name": "sgd", "learning_rate": float("nan")}}}})
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--jobs", jobs,
+                           "--quiet")
+    assert code == 2 and "3 invalid variant(s)" in err and "nothing was trained" in err, err
+    for words in ("bad_beta: Invalid value for argument `beta_1`", "bad_seed: Invalid value "
+                  "for `train.seed`", "nan_rate: Invalid value for `train.optimizer.learning_rate`"):
+        assert words in err, err
+    no_traceback(err)
+    assert not Path("runs").exists()
+
+
+# -- checkpoints are untrusted ---------------------------------------------------------------------
+
+def _meta_and_cfg(finished_dir):
+    from cnnlab.config import RunConfig
+    from cnnlab.train.checkpoint import read_checkpoint_meta
+    meta = read_checkpoint_meta(finished_dir / "runs/x/checkpoint.safetensors")
+    return meta, RunConfig.load(finished_dir / "runs/x/config.yaml")
+
+
+def test_a_checkpoint_is_checked_against_the_run(finished):
+    import copy
+    from cnnlab.resume_guard import check_checkpoint
+    from cnnlab.runner import RESUMABLE_CHANGES
+    meta, cfg = _meta_and_cfg(finished)
+    check_checkpoint("ck", meta, cfg, RESUMABLE_CHANGES)  # its own run: fine
+    old = copy.deepcopy(meta)
+    del old["extra"]["config"]  # a checkpoint of an older version: what it records is checked
+    check_checkpoint("ck", old, cfg, RESUMABLE_CHANGES)
+    cases = {
+        "optimizer lr: checkpoint has 0.5": lambda m: m["optimizer"]["param_groups"][0]
+        .update(lr=0.5),
+        "(another optimizer)": lambda m: m["optimizer"]["param_groups"][0].pop("betas"),
+        "train.seed: checkpoint has 7": lambda m: m.update(seed=7),
+        "position: expected counts": lambda m: m["position"].update(step=-1),
+        "history: expected lists of numbers": lambda m: m["history"].update(loss=["x"]),
+        "optimizer learning rate: expected a finite number": lambda m: m["optimizer"]
+        ["param_groups"][0].update(lr=float("nan")),
+    }
+    for words, damage in cases.items():
+        m = copy.deepcopy(old)
+        damage(m)
+        with pytest.raises(RunError, match="does not match the run") as err:
+            check_checkpoint("ck", m, cfg, RESUMABLE_CHANGES)
+        assert words in str(err.value), (words, str(err.value))
+
+
+def test_optimizer_state_of_the_wrong_shape_is_refused_with_exit_5(finished, capsys):
+    import torch
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+    path = Path("runs/x/checkpoint.safetensors")
+    with safe_open(str(path), "pt") as f:
+        header = f.metadata()
+    tensors = load_file(str(path))
+    key = next(k for k in tensors if k.startswith("optim/") and tensors[k].numel() > 1)
+    tensors[key] = torch.zeros(tensors[key].numel() + 1)
+    save_file(tensors, str(path), metadata=header)
+    before = tree("runs")
+    code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--epochs", "2",
+                           "--quiet")
+    assert code == 5 and "does not match the run's optimizer" in err and "shape" in err, err
+    no_traceback(err)
+    assert tree("runs") == before
+
+
+def test_an_edited_learning_rate_is_refused_not_ignored(finished, capsys):
+    path = Path("runs/x/config.yaml")
+    d = yaml.safe_load(path.read_text())
+    d["train"]["optimizer"] = {"name": "adam", "learning_rate": 0.5}
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    before = tree("runs")
+    code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--epochs", "2",
+                           "--quiet")
+    assert code == 5 and "train.optimizer: checkpoint has" in err and "0.5" in err, err
+    assert tree("runs") == before
