@@ -402,3 +402,48 @@ def test_an_edited_learning_rate_is_refused_not_ignored(finished, capsys):
                            "--quiet")
     assert code == 5 and "train.optimizer: checkpoint has" in err and "0.5" in err, err
     assert tree("runs") == before
+
+
+# -- readers that tolerate damage -----------------------------------------------------------------
+
+DAMAGE = {
+    "not JSON": lambda p: p.write_text("{broken"),
+    "a list": lambda p: p.write_text("[1, 2]"),
+    "a wrong value": lambda p: p.write_text('{"status": {"x": 1}, "final_val_accuracy": "high"}'),
+    "a FIFO": lambda p: (p.unlink(), os.mkfifo(p)),
+    "a directory": lambda p: (p.unlink(), p.mkdir()),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_runs_and_compare_report_a_damaged_file_and_go_on(damage, finished, capsys):
+    import shutil
+    shutil.copytree("runs/x", "runs/y")
+    DAMAGE[damage](Path("runs/y/metrics.json"))
+    code, out, err = run_cli(capsys, "runs", "--out", "runs")
+    assert code == 0, err
+    assert "runs/y/metrics.json" in err and err.count("\n") == 1 and "Traceback" not in err, err
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert "finished" in rows["x"] and "damaged" in rows["y"], out
+    code, out, err = run_cli(capsys, "compare", "x", "y", "--out", "runs", "--report", "rep")
+    assert code == 0, err
+    assert "runs/y/metrics.json" in err and "Traceback" not in err, err
+    assert Path("rep/report.html").is_file()
+
+
+def test_library_warnings_reach_the_user_as_one_line(capsys):
+    import warnings
+    from cnnlab.cli import main
+
+    def noisy(args, out):
+        warnings.warn("a library\nwarning over\n  three lines", UserWarning)
+        return 0
+    from cnnlab import cli
+    cli.COMMANDS["runs"], old = noisy, cli.COMMANDS["runs"]
+    try:
+        with pytest.raises(SystemExit):
+            main(["runs"])
+    finally:
+        cli.COMMANDS["runs"] = old
+    err = capsys.readouterr().err
+    assert err == "cnnlab: warning: UserWarning: a library warning over three lines\n", err

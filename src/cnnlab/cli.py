@@ -299,6 +299,10 @@ def program(argv, out=None) -> int:
 
 
 def main(argv=None) -> int:
+    import warnings
+    from .tolerant import one_line_warnings
+    shown = warnings.showwarning
+    one_line_warnings()
     try:
         code = program(sys.argv[1:] if argv is None else argv)
     except CnnlabError as err:
@@ -316,6 +320,8 @@ def main(argv=None) -> int:
         print(f"cnnlab: error: out of memory: {first} Expected a smaller model or --batch-size, "
               "or another --device.", file=sys.stderr)
         code = ExitStatus.SPEC
+    finally:
+        warnings.showwarning = shown
     sys.exit(int(code))
 
 

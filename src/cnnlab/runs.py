@@ -19,6 +19,7 @@ from pathlib import Path
 from .errors import DiskError, RunError
 from .guard import check_name, make_owned_dir
 from .io import atomic_write, disk_error
+from .tolerant import check_metrics, run_file
 
 DEFAULT_ROOT = Path("runs")
 
@@ -71,11 +72,14 @@ def find_run(ref, root=DEFAULT_ROOT) -> Path:
 
 
 def read_json(path, default=None):
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
+    """The JSON in a regular file of bounded size; `default` if there is none; RunError if
+    it cannot be read or parsed."""
+    from .bounded import MAX_JSON_BYTES, read_bytes
+    if not os.path.lexists(path):
         return default
-    except (OSError, ValueError) as err:
+    try:
+        return json.loads(read_bytes(path, "run file", MAX_JSON_BYTES, RunError))
+    except (ValueError, RecursionError) as err:
         raise RunError(f"Cannot read {path}: {err}.") from None
 
 
@@ -108,9 +112,10 @@ def list_runs(root=DEFAULT_ROOT, _base=None) -> list[dict]:
                                      if (path / c).is_dir()):
                 rows.extend(list_runs(path, base))  # an experiment folder
             continue
-        m = read_json(path / "metrics.json", {}) or {}
+        m, damaged = run_file(path / "metrics.json", check_metrics, {})
         rows.append({"name": str(path.relative_to(base)),
-                     "path": str(path), "status": m.get("status", "unknown"),
+                     "path": str(path),
+                     "status": "damaged" if damaged else (m or {}).get("status", "unknown"),
                      "epochs": m.get("epochs_done"), "val_accuracy": m.get("final_val_accuracy"),
                      "best_val_accuracy": m.get("best_val_accuracy"),
                      "data": (m.get("data") or {}).get("name"),
