@@ -110,6 +110,33 @@ LAUGHS = ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + ""
     for i in range(8)))
 
 
+def npz_claiming(name, shape):
+    """An .npz whose x_train header claims `shape` but holds 64 bytes."""
+    import io
+    import zipfile
+    tiny_npz("ok.npz")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": shape})
+    with zipfile.ZipFile("ok.npz") as src, zipfile.ZipFile(name, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "x_train.npy":
+                data = header.getvalue() + bytes(64)
+            dst.writestr(info.filename, data)
+
+
+def idx_claiming(folder, dims):
+    def make():
+        from cnnlab.data.catalog import IDX_STEMS
+        os.mkdir(folder)
+        for stem in IDX_STEMS:
+            Path(folder, stem).write_bytes(b"\0\0\x08" + bytes([len(dims)]) +
+                                           b"".join(struct.pack(">I", d) for d in dims)
+                                           + bytes(16))
+    return make
+
+
 TRAIN = ["train", "c.yaml", "--out", "runs", "--quiet"]
 PREDICT = ["predict", "done", "--out", "runs"]
 RUN_CHANGED = "the run's weights file replaced by the bad one; nothing else changed"
@@ -236,6 +263,13 @@ CASES = [
          data_cfg("bad.npz", npz("bad.npz", y_train=np.zeros(90, np.uint8)))),
     Case("no training images", TRAIN, 4, "Dataset 'npz:bad.npz' has no training images. Expected "
          "at least one.", data_cfg("bad.npz", npz("bad.npz", n_train=0))),
+    Case("npz header claiming a huge array", TRAIN, 4, "bad.npz: array x_train claims shape "
+         "(1000000, 1000000) of uint8 (1,000,000,000,000 bytes), but its entry holds 64 bytes.",
+         data_cfg("bad.npz", lambda: npz_claiming("bad.npz", (10**6, 10**6)))),
+    Case("IDX header claiming more than the file", ["train", "--data", "idx:idx", "--out",
+                                                    "runs", "--quiet"], 4,
+         "train-images-idx3-ubyte: IDX header claims 100,000,000,000 bytes of data (100000, "
+         "1000, 1000), but the file holds 16.", idx_claiming("idx", (100000, 1000, 1000))),
     # -- run directories ----------------------------------------------------------------
     Case("a run name that exists", TRAIN + ["--name", "done"], 5, "A run named 'done' already "
          "exists in runs. Choose another --name, or resume it with --resume runs/done.",

@@ -178,3 +178,67 @@ def load_yaml(text: str, source: str = "<string>"):
         raise ConfigError(f"Invalid YAML in {source}: nested too deeply.") from None
     finally:
         loader.dispose()
+
+
+# -- array files: headers against the file's real size, before allocating ---------------------
+
+DEFLATE_MAX_RATIO = 1032  # deflate's largest expansion: a header claiming more is a lie
+
+
+def _error(kind):
+    from .errors import DataError
+    return kind or DataError
+
+
+def check_npz_headers(path, names, error=None) -> None:
+    """Each array `names` of the .npz at `path`: its .npy header's shape and dtype must need
+    exactly the bytes its zip entry holds, and the entry no more than its compressed size
+    can expand to. Reads only the headers; DataError (or `error`) naming the array."""
+    import zipfile
+
+    import numpy as np
+    err = _error(error)
+    with zipfile.ZipFile(path) as zf:
+        infos = {i.filename[:-4] if i.filename.endswith(".npy") else i.filename: i
+                 for i in zf.infolist()}
+        for name in names:
+            info = infos.get(name)
+            if info is None:
+                continue  # reported as missing by the reader
+            limit = (info.compress_size if info.compress_type == zipfile.ZIP_STORED
+                     else info.compress_size * DEFLATE_MAX_RATIO + 1024)
+            if info.file_size > limit:
+                raise err(f"{path}: array {name} claims {info.file_size:,} bytes, more than its "
+                          f"{info.compress_size:,} compressed bytes can hold. The file is corrupt.")
+            with zf.open(info) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    header = f.tell()
+                except (ValueError, OSError, EOFError) as e:
+                    raise err(f"{path}: array {name} has no valid .npy header ({e}).") from None
+            if dtype.hasobject:
+                continue  # refused by np.load(allow_pickle=False), with its message
+            need = header + int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if need != info.file_size:
+                raise err(f"{path}: array {name} claims shape {tuple(shape)} of {dtype} "
+                          f"({need - header:,} bytes), but its entry holds "
+                          f"{info.file_size - header:,} bytes. The file is truncated or corrupt.")
+
+
+def check_idx_size(path, dims, header: int, gzipped: bool, error=None) -> None:
+    """An IDX header's dimensions against the file's real size, before the data is read."""
+    import numpy as np
+    size = int(np.prod(dims, dtype=object))
+    actual = os.stat(path).st_size
+    if gzipped:
+        if size > actual * DEFLATE_MAX_RATIO:
+            raise _error(error)(f"{path}: IDX header claims {size:,} bytes of data {tuple(dims)}, "
+                                f"more than {actual:,} gzipped bytes can hold. The file is corrupt.")
+    elif header + size != actual:
+        raise _error(error)(f"{path}: IDX header claims {size:,} bytes of data {tuple(dims)}, "
+                            f"but the file holds {actual - header:,}. The file is truncated or "
+                            "corrupt.")
