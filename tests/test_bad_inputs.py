@@ -268,8 +268,8 @@ CASES = [
          data_cfg("bad.npz", lambda: npz_claiming("bad.npz", (10**6, 10**6)))),
     Case("IDX header claiming more than the file", ["train", "--data", "idx:idx", "--out",
                                                     "runs", "--quiet"], 4,
-         "train-images-idx3-ubyte: IDX header claims 100,000,000,000 bytes of data (100000, "
-         "1000, 1000), but the file holds 16.", idx_claiming("idx", (100000, 1000, 1000))),
+         "train-images-idx3-ubyte: truncated IDX file. Expected 100000000000 bytes of data "
+         "(100000, 1000, 1000). Received 16.", idx_claiming("idx", (100000, 1000, 1000))),
     # -- run directories ----------------------------------------------------------------
     Case("a run name that exists", TRAIN + ["--name", "done"], 5, "A run named 'done' already "
          "exists in runs. Choose another --name, or resume it with --resume runs/done.",
