@@ -341,6 +341,11 @@ CASES = [
          file_bytes("t.png", lambda: render_digit_png(7)[:300])),
     Case("image is a decompression bomb", PREDICT + ["bomb.png"], 4, "Image 'bomb.png' is 100000x100000 = "
          "10,000,000,000 pixels, above the limit of 40,000,000 (decompression bomb protection).", file_bytes("bomb.png", png_claiming(100_000, 100_000))),
+    Case("image claiming more pixels than its bytes hold", PREDICT + ["big.png"], 4, "Image "
+         "'big.png' is truncated or corrupt: its header says 6000x6000 pixels, more than its",
+         file_bytes("big.png", png_claiming(6000, 6000))),
+    Case("image is a FIFO", PREDICT + ["f.png"], 4, "Cannot read image 'f.png': it is not a "
+         "regular file (a FIFO, socket or device).", lambda: os.mkfifo("f.png")),
     Case("image of an unsupported format", PREDICT + ["g.gif"], 4, "Cannot read image 'g.gif': "
          "unsupported format GIF. Expected PNG or JPEG.", file_bytes("g.gif", gif_bytes)),
     Case("image is a directory", PREDICT + ["adir"], 4, "Cannot read image 'adir': it is a "
