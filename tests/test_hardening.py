@@ -447,3 +447,16 @@ def test_library_warnings_reach_the_user_as_one_line(capsys):
         cli.COMMANDS["runs"] = old
     err = capsys.readouterr().err
     assert err == "cnnlab: warning: UserWarning: a library warning over three lines\n", err
+
+
+def test_a_run_that_diverges_is_not_reported_finished(tmp_path, monkeypatch, capsys,
+                                                      keep_threads):  # noqa: F811
+    from cnnlab.runs import read_json
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    write_config("c.yaml", "tiny.npz", epochs=2,
+                 optimizer={"name": "sgd", "learning_rate": 1e30})
+    code, _, err = run_cli(capsys, "train", "c.yaml", "--name", "x", "--out", "runs", "--quiet")
+    assert code == 8 and "the run diverged" in err, err
+    assert read_json("runs/x/metrics.json")["status"] == "nan"
+    assert not Path("runs/x/weights/final.safetensors").exists()

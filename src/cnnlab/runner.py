@@ -480,6 +480,13 @@ def _finish(run_dir, model, writer: RunWriter, metrics, times) -> RunResult:
         code = ExitStatus.NAN
         message = ((writer.nan_message or "Loss became NaN.") +
                    f" The last good checkpoint is {run_dir / CHECKPOINT}.")
+    elif h.get("loss") and not np.isfinite(h["loss"][-1]):
+        # diverged without TerminateOnNaN: not a finished run with NaN weights and exit 0
+        metrics["status"] = "nan"
+        code = ExitStatus.NAN
+        message = (f"Loss is {h['loss'][-1]} at the end of training: the run diverged (a "
+                   "learning rate too high?). No final weights were written; the last good "
+                   f"checkpoint is {run_dir / CHECKPOINT}.")
     else:
         metrics["status"] = "finished"
         model.save_weights(run_dir / "weights" / "final.safetensors")
