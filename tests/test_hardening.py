@@ -460,3 +460,18 @@ def test_a_run_that_diverges_is_not_reported_finished(tmp_path, monkeypatch, cap
     assert code == 8 and "the run diverged" in err, err
     assert read_json("runs/x/metrics.json")["status"] == "nan"
     assert not Path("runs/x/weights/final.safetensors").exists()
+
+
+@pytest.mark.parametrize("data,words", [({"fallback": "yes"}, "`data.fallback`. Expected true or false"),
+                                        ({"data_dir": 5}, "`data.data_dir`. Expected null or a folder")])
+def test_data_flags_are_checked(data, words):
+    from cnnlab.config import RunConfig
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.").replace("`", "`")):
+        RunConfig.from_dict({"data": data})
+
+
+def test_plot_of_a_damaged_history_is_one_message(finished, capsys):
+    Path("runs/x/history.json").write_text('{"loss": 5}')
+    code, _, err = run_cli(capsys, "plot", "x", "--out", "runs")
+    assert code == 5 and "runs/x/history.json is damaged" in err, err
+    no_traceback(err)

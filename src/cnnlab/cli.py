@@ -238,6 +238,10 @@ def cmd_plot(args, out):
     from .runs import find_run, read_json
     run = find_run(args.run, args.out)
     h = read_json(run / "history.json")
+    from .tolerant import check_history
+    if h and check_history(h):
+        from .errors import RunError
+        raise RunError(f"{run / 'history.json'} is damaged: {check_history(h)}.")
     if not h:
         raise ConfigError(f"Run {run} has no history yet (history.json is missing or empty).")
     for path in plot_history(h, run):

@@ -169,6 +169,7 @@ def _check_data(d: dict) -> dict:
         raise ConfigError(f"Invalid value for `data.validation`. Expected 'test' (the test "
                           f"split, as the lecture does) or a fraction of the training data in "
                           f"(0, 1). Received {v!r}.")
+    validate.check_data_domains(d)
     return d
 
 

@@ -13,6 +13,7 @@ whole of what `cnnlab train` checks before it creates anything.
 from __future__ import annotations
 
 import math
+import os
 
 from .errors import ConfigError
 
@@ -104,6 +105,22 @@ def check_train_domains(t: dict) -> None:
     if not isinstance(t["shuffle"], bool):
         raise ConfigError(f"Invalid value for `train.shuffle`. Expected true or false. Received "
                           f"shuffle={t['shuffle']!r}.")
+
+
+def check_data_domains(d: dict) -> None:
+    """`data`'s flags and paths (after config.py's checks of the name and validation)."""
+    if not isinstance(d["fallback"], bool):
+        raise ConfigError(f"Invalid value for `data.fallback`. Expected true or false. Received "
+                          f"fallback={d['fallback']!r}.")
+    if isinstance(d["data_dir"], os.PathLike):  # from Python: a Path is a folder path too
+        d["data_dir"] = os.fspath(d["data_dir"])
+    if d["data_dir"] is not None and (not isinstance(d["data_dir"], str) or not d["data_dir"]
+                                      or "\0" in d["data_dir"]):
+        raise ConfigError(f"Invalid value for `data.data_dir`. Expected null or a folder path. "
+                          f"Received data_dir={d['data_dir']!r}.")
+    if "\0" in d["name"]:
+        raise ConfigError(f"Invalid value for `data.name`. Expected a dataset name such as mnist. "
+                          f"Received {d['name']!r}.")
 
 
 def check_loss_fits(spec, loss) -> None:
