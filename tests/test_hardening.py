@@ -475,3 +475,11 @@ def test_plot_of_a_damaged_history_is_one_message(finished, capsys):
     code, _, err = run_cli(capsys, "plot", "x", "--out", "runs")
     assert code == 5 and "runs/x/history.json is damaged" in err, err
     no_traceback(err)
+
+
+def test_an_absurd_number_of_seeds_is_refused_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    experiment_yaml()
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--seeds", str(10**9), "--out", "runs")
+    assert code == 2 and "Expected an integer in [1, 1000]" in err, err
+    assert not Path("runs").exists()
