@@ -157,10 +157,11 @@ def load_yaml(text: str, source: str = "<string>"):
     """yaml.safe_load, bounded: ConfigError (with the line) for a syntax error, a duplicate
     key, too many aliases, too deep, or more than MAX_YAML_NODES nodes once expanded."""
     if len(text) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{source} is {len(text):,} characters. Expected at most "
-                          f"{MAX_CONFIG_BYTES:,} for a YAML config.")
-    loader = _BoundedLoader(text)
+        raise ConfigError(f"Invalid YAML in {source}: {len(text):,} characters. Expected at "
+                          f"most {MAX_CONFIG_BYTES:,} for a YAML config.")
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # (its reader refuses control characters at once)
         node = loader.get_single_node()
         if node is None:
             return None
@@ -177,7 +178,8 @@ def load_yaml(text: str, source: str = "<string>"):
     except RecursionError:
         raise ConfigError(f"Invalid YAML in {source}: nested too deeply.") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 # -- array files: headers against the file's real size, before allocating ---------------------

@@ -41,13 +41,15 @@ def _refuse(path, problems: list[str]) -> None:
 
 
 def _fields(meta: dict) -> list[str]:
+    """Fields of the wrong kind or range. (A missing field is reported where the restore
+    reads it, as a damaged checkpoint.)"""
     problems = []
-    pos = meta.get("position")
+    pos = meta.get("position", {"epoch": 0, "step": 0, "seen": 0, "global_step": 0})
     if not isinstance(pos, dict) or not all(_is_count(pos.get(k)) for k in
                                             ("epoch", "step", "seen", "global_step")):
         problems.append(f"position: expected counts epoch, step, seen, global_step >= 0; "
                         f"found {pos!r}")
-    hist = meta.get("history")
+    hist = meta.get("history", {})
     epoch = pos.get("epoch") if isinstance(pos, dict) else None
     if not isinstance(hist, dict) or not all(
             isinstance(k, str) and isinstance(v, list)
@@ -55,13 +57,13 @@ def _fields(meta: dict) -> list[str]:
             and (not _is_count(epoch) or len(v) <= epoch)
             for k, v in hist.items()):
         problems.append("history: expected lists of numbers, at most one per epoch done")
-    opt = meta.get("optimizer")
+    opt = meta.get("optimizer", {"param_groups": [{}]})
     groups = opt.get("param_groups") if isinstance(opt, dict) else None
     if not isinstance(groups, list) or not groups or not all(isinstance(g, dict) for g in groups):
         problems.append("optimizer: expected its param_groups")
     else:
         for g in groups:
-            lr = g.get("lr")
+            lr = g.get("lr", 0)
             if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (
                     math.isfinite(lr) and lr >= 0):
                 problems.append(f"optimizer learning rate: expected a finite number >= 0; "
@@ -96,7 +98,10 @@ def _config(meta: dict, cfg, allowed) -> list[str]:
     return problems
 
 
-def _optimizer(meta: dict, cfg) -> list[str]:
+def _optimizer(meta: dict, cfg, compare_lr: bool) -> list[str]:
+    """The checkpoint's optimizer against the config's: the same hyperparameter names (the
+    same optimizer) and values. The learning rate is compared only where nothing moves it
+    (no schedule, no callbacks) and the checkpoint has no config of its own to compare."""
     import torch
 
     from . import optimizers
@@ -110,7 +115,7 @@ def _optimizer(meta: dict, cfg) -> list[str]:
     if keys_want != keys_have:
         return [f"optimizer: the checkpoint's has hyperparameters {sorted(keys_have)}, the "
                 f"config's {name!r} has {sorted(keys_want)} (another optimizer)"]
-    scheduled = (cfg.train["lr_schedule"] is not None
+    scheduled = (not compare_lr or cfg.train["lr_schedule"] is not None
                  or getattr(built, "cnnlab_schedule", None) is not None)
     problems = []
     for k in sorted(keys_want):
@@ -128,6 +133,7 @@ def check_checkpoint(path, meta: dict, cfg, allowed) -> None:
     problems = _fields(meta)
     _refuse(path, problems)
     problems = _config(meta, cfg, allowed)
-    if not problems:
-        problems = _optimizer(meta, cfg)
+    if not problems and "optimizer" in meta:
+        legacy = (meta.get("extra") or {}).get("config") is None
+        problems = _optimizer(meta, cfg, compare_lr=legacy and not cfg.train["callbacks"])
     _refuse(path, problems)
