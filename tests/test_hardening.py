@@ -483,3 +483,11 @@ def test_an_absurd_number_of_seeds_is_refused_at_once(tmp_path, monkeypatch, cap
     code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--seeds", str(10**9), "--out", "runs")
     assert code == 2 and "Expected an integer in [1, 1000]" in err, err
     assert not Path("runs").exists()
+
+
+def test_an_absurd_number_of_jobs_is_refused_at_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    experiment_yaml()
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--jobs", "100000", "--out", "runs")
+    assert code == 2 and "Expected an integer in [1, 256]" in err, err
+    assert not Path("runs").exists()

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import RunError
+from ..errors import ConfigError, RunError
 from ..guard import DirLock, is_owned, make_owned_dir, mark
 from ..io import atomic_write, disk_error
 from ..runs import DEFAULT_ROOT, read_json, write_json
@@ -28,6 +28,9 @@ from .plan import check_data, load_experiment
 from .report import write_report
 from .stats import welch
 from .variants import apply_variant, describe
+
+MAX_JOBS = 256  # processes at once: each is a whole training run
+
 
 @contextlib.contextmanager
 def _locked(folder: Path):
@@ -65,6 +68,9 @@ def run_experiment(file, out=DEFAULT_ROOT, name=None, epochs=None, seeds=None, j
                    quiet=False, only=None, stream=None) -> Path:
     """Validate every variant, make the missing runs, write the report; returns report.html."""
     stream = stream or sys.stdout
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise ConfigError(f"Invalid value for `jobs`. Expected an integer in [1, {MAX_JOBS}] "
+                          f"(processes at once). Received jobs={jobs!r}.")
     exp = load_experiment(file, name, epochs=epochs, seeds=seeds,
                           data={k: v for k, v in (data or {}).items() if v is not None}, only=only)
     folder = Path(out) / exp.name
