@@ -198,6 +198,10 @@ CASES = [
          "checkpoint_every_steps='often'.", cfg("c.yaml", checkpoint_every_steps="often")),
     Case("shuffle not a boolean", TRAIN, 2, "Invalid value for `train.shuffle`. Expected true or "
          "false. Received shuffle='yes please'.", cfg("c.yaml", shuffle="yes please")),
+    Case("a callback writing outside the run", TRAIN, 2, "train.callbacks[0] (CSVLogger): "
+         "Invalid value for argument `filename`. Expected a file name inside the run directory "
+         "(a relative path without '..'). Received filename='../../outside.csv'.",
+         cfg("c.yaml", callbacks=[{"CSVLogger": {"filename": "../../outside.csv"}}])),
     # -- bounded reading ----------------------------------------------------------------
     Case("YAML with a duplicate key", TRAIN, 2, "Invalid YAML in c.yaml at line 3, column 3: "
          "duplicate key 'epochs' (first at line 2, again at line 3).",

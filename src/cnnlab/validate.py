@@ -135,6 +135,27 @@ def check_loss_fits(spec, loss) -> None:
                         "or GlobalAveragePooling2D missing before the last Dense?")
 
 
+def check_callback_paths(entries) -> None:
+    """A run's callbacks write inside the run directory: their `filepath`/`filename` is a
+    relative path without '..' (a config from elsewhere cannot write over ~/.bashrc)."""
+    from pathlib import PurePosixPath
+    for i, entry in enumerate(entries or []):
+        if not isinstance(entry, dict) or len(entry) != 1:
+            continue  # the callbacks' own checks say what is wrong
+        (name, args), = entry.items()
+        for key in ("filepath", "filename"):
+            value = args.get(key) if isinstance(args, dict) else None
+            if value is None:
+                continue
+            ok = (isinstance(value, str) and value and "\0" not in value
+                  and not PurePosixPath(value).is_absolute()
+                  and ".." not in PurePosixPath(value).parts)
+            if not ok:
+                raise ConfigError(f"train.callbacks[{i}] ({name}): Invalid value for argument "
+                                  f"`{key}`. Expected a file name inside the run directory "
+                                  f"(a relative path without '..'). Received {key}={value!r}.")
+
+
 def check_run(cfg) -> None:
     """What `cnnlab train` checks of a config beyond RunConfig's own checks, before the run
     directory exists: the loss against the model's output, the callbacks, the memory."""
@@ -142,6 +163,7 @@ def check_run(cfg) -> None:
     from .runner import check_model_fits
     from .train import callbacks as cbs
     check_loss_fits(cfg.spec, get_loss(cfg.train["loss"]))
+    check_callback_paths(cfg.train["callbacks"])
     cbs.from_config(cfg.train["callbacks"])
     check_model_fits(cfg.spec, cfg.train["device"])
 
