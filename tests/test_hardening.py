@@ -491,3 +491,30 @@ def test_an_absurd_number_of_jobs_is_refused_at_once(tmp_path, monkeypatch, caps
     code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--jobs", "100000", "--out", "runs")
     assert code == 2 and "Expected an integer in [1, 256]" in err, err
     assert not Path("runs").exists()
+
+
+def test_a_checkpoint_position_outside_an_epoch_is_refused(finished, capsys):
+    import json
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    path = "runs/x/checkpoint.safetensors"
+    with safe_open(path, "pt") as f:
+        header = f.metadata()
+    meta = json.loads(header["cnnlab"])
+    meta["position"].update(step=10**6, seen=5)
+    header["cnnlab"] = json.dumps(meta)
+    save_file(load_file(path), path, metadata=header)
+    before = tree("runs")
+    code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--epochs", "3",
+                           "--quiet")
+    assert code == 5 and "lies outside an epoch of 6 steps" in err, err
+    no_traceback(err)
+    assert tree("runs") == before
+
+
+def test_runs_skips_broken_links_and_never_loops_through_links(finished, capsys):
+    os.symlink("nowhere", "runs/broken")
+    os.symlink(".", "runs/loop")
+    code, out, err = run_cli(capsys, "runs", "--out", "runs")
+    assert code == 0 and "Traceback" not in err, err
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["x"]

@@ -106,10 +106,11 @@ def list_runs(root=DEFAULT_ROOT, _base=None) -> list[dict]:
     rows = []
     if not root.is_dir():
         return rows
-    for path in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime):
+    for path in sorted(root.iterdir(), key=_mtime):
+        if path.is_symlink() and not (path / "config.yaml").is_file():
+            continue  # never descend through links: a link to a parent would never end
         if not (path / "config.yaml").is_file():
-            if path.is_dir() and any((path / c / "config.yaml").is_file() for c in os.listdir(path)
-                                     if (path / c).is_dir()):
+            if path.is_dir() and _holds_runs(path):
                 rows.extend(list_runs(path, base))  # an experiment folder
             continue
         m, damaged = run_file(path / "metrics.json", check_metrics, {})
@@ -121,6 +122,21 @@ def list_runs(root=DEFAULT_ROOT, _base=None) -> list[dict]:
                      "data": (m.get("data") or {}).get("name"),
                      "seconds": m.get("train_seconds")})
     return rows
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # a broken link, or a file removed meanwhile
+        return 0.0
+
+
+def _holds_runs(path: Path) -> bool:
+    try:
+        return any((path / c / "config.yaml").is_file() for c in os.listdir(path)
+                   if (path / c).is_dir())
+    except OSError:
+        return False
 
 
 def format_runs(rows: list[dict]) -> str:

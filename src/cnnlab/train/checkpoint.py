@@ -208,6 +208,18 @@ def _restore_callbacks(path, tensors, saved: dict, callbacks) -> None:
             cb.set_state(state)
 
 
+def _check_position(path, pos: Position, steps, batch_size) -> None:
+    """The restored position must lie inside an epoch of this run: a step beyond the epoch's
+    steps would skip the rest of the epoch silently, with a loss of zero."""
+    ok = steps is None or 0 <= pos.step < steps
+    if ok and batch_size:
+        ok = 0 <= pos.sums.seen <= pos.step * batch_size
+    if not ok:
+        raise RunError(f"{path} does not match the run: its position (step {pos.step}, "
+                       f"{pos.sums.seen} samples seen) lies outside an epoch of {steps} steps "
+                       f"of {batch_size}. It cannot be resumed.")
+
+
 def match_param_layouts(opt: torch.optim.Optimizer) -> None:
     """Give every per-parameter state tensor (Adam's moments) its parameter's memory layout.
 
@@ -296,6 +308,8 @@ class RestoreCheckpoint(Callback):
     def on_train_begin(self, logs=None):
         tr = self.trainer
         tr.position = restore_checkpoint(self.path, tr, self.callbacks)
+        _check_position(self.path, tr.position, (self.params or {}).get("steps"),
+                        getattr(tr, "batch_size", None))
         if self.history is not None:
             self.history.history.update(tr.history)
             tr.history = self.history.history
