@@ -518,3 +518,16 @@ def test_runs_skips_broken_links_and_never_loops_through_links(finished, capsys)
     code, out, err = run_cli(capsys, "runs", "--out", "runs")
     assert code == 0 and "Traceback" not in err, err
     assert [line.split()[0] for line in out.splitlines()[2:]] == ["x"]
+
+
+def test_a_run_made_before_the_marker_is_still_cnnlabs_own(tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.json").write_text('{"format": "cnnlab-run-1", "status": "running"}')
+    guard.remove_owned(old)
+    assert not old.exists()
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "metrics.json").write_text('{"status": "running"}')
+    with pytest.raises(RunError, match="was not created by cnnlab"):
+        guard.remove_owned(fake)

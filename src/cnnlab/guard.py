@@ -87,13 +87,23 @@ def is_owned(path) -> bool:
         return False
 
 
+def _legacy_run(path: Path) -> bool:
+    """A run directory made before the marker existed: its metrics.json says so."""
+    from .runs import read_json
+    try:
+        m = read_json(path / "metrics.json", {})
+    except Exception:  # noqa: BLE001 - unreadable: not provably ours
+        return False
+    return isinstance(m, dict) and m.get("format") == "cnnlab-run-1"  # runner.RUN_FORMAT
+
+
 def check_removable(path, what: str = "Run directory") -> None:
     """RunError unless `path` may be deleted: cnnlab's own, not a symlink, not in use."""
     path = Path(path)
     if path.is_symlink():
         raise RunError(f"{what} {path} is a symbolic link. Expected a directory cnnlab created; "
                        "cnnlab never deletes through a link. Remove it yourself.")
-    if not is_owned(path):
+    if not (is_owned(path) or _legacy_run(path)):
         raise RunError(f"{what} {path} was not created by cnnlab (it has no {MARKER} marker), so "
                        "cnnlab will not delete it. Move it away or choose another name.")
     holder = lock_holder(path)
