@@ -531,3 +531,14 @@ def test_a_run_made_before_the_marker_is_still_cnnlabs_own(tmp_path):
     (fake / "metrics.json").write_text('{"status": "running"}')
     with pytest.raises(RunError, match="was not created by cnnlab"):
         guard.remove_owned(fake)
+
+
+def test_compare_goes_on_past_a_damaged_config(finished, capsys):
+    import shutil
+    shutil.copytree("runs/x", "runs/y")
+    Path("runs/y/config.yaml").write_text("model: [\n")
+    for order in (("x", "y"), ("y", "x")):
+        code, _, err = run_cli(capsys, "compare", *order, "--out", "runs", "--report",
+                               f"rep-{order[0]}")
+        assert code == 0 and "runs/y/config.yaml is damaged" in err, err
+        assert "Traceback" not in err and Path(f"rep-{order[0]}/report.html").is_file()

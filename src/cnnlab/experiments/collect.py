@@ -118,6 +118,8 @@ def groups_from_runs(refs, root) -> list[Group]:
 def config_change(base: dict, cfg: dict) -> str:
     """Plain words for how `cfg` differs from `base` (both RunConfig dicts)."""
     parts = []
+    if not (base.get("model") or {}).get("layers") or not (cfg.get("model") or {}).get("layers"):
+        return "unknown (a damaged config.yaml)"  # read_run has said which
     bl, cl = base["model"]["layers"], cfg["model"]["layers"]
     kinds = lambda layers: [next(iter(e)) for e in layers]  # noqa: E731
     if base["model"].get("input_shape") != cfg["model"].get("input_shape"):
