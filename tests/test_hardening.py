@@ -542,3 +542,25 @@ def test_compare_goes_on_past_a_damaged_config(finished, capsys):
                                f"rep-{order[0]}")
         assert code == 0 and "runs/y/config.yaml is damaged" in err, err
         assert "Traceback" not in err and Path(f"rep-{order[0]}/report.html").is_file()
+
+
+def test_a_damaged_metrics_json_does_not_stop_a_resume(finished, capsys):
+    Path("runs/x/metrics.json").write_text("[1, 2]")
+    code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--epochs", "2",
+                           "--quiet")
+    assert code == 0 and "runs/x/metrics.json is damaged" in err, err
+    from cnnlab.runs import read_json
+    m = read_json("runs/x/metrics.json")
+    assert m["status"] == "finished" and m["epochs_done"] == 2  # rewritten from the checkpoint
+
+
+def test_an_experiment_goes_on_past_a_damaged_metrics_json(tmp_path, monkeypatch, capsys,
+                                                           keep_threads):  # noqa: F811
+    monkeypatch.chdir(tmp_path)
+    tiny_npz("tiny.npz")
+    experiment_yaml()
+    assert run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")[0] == 0
+    Path("runs/exp/base-s0/metrics.json").write_text('"not an object"')
+    code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")
+    assert code == 0 and "runs/exp/base-s0/metrics.json is damaged" in err, err
+    assert "Traceback" not in err

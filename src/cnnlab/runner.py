@@ -34,13 +34,14 @@ import torch
 
 from . import __version__, fast, validate
 from .resume_guard import check_checkpoint
+from .tolerant import check_metrics, run_file
 from .guard import DirLock, check_derived_name, remove_new_run
 from .config import RunConfig, compile_kwargs, fit_kwargs, schedule_callbacks
 from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError, SpecError
 from .io import atomic_write
 from .models import Sequential
 from .plots import plot_history
-from .runs import check_name, create_run_dir, find_run, read_json, write_history, write_json
+from .runs import check_name, create_run_dir, find_run, write_history, write_json
 from .summary import summary_text
 from .train import callbacks as cbs
 from .train.progress import ProgressBar
@@ -274,7 +275,7 @@ def resolve_resume(run_ref, root, new_cfg: RunConfig | None,
                        "or choose another --name).")
     meta = read_checkpoint_meta(ckpt)
     check_checkpoint(ckpt, meta, cfg, RESUMABLE_CHANGES)
-    metrics = read_json(run_dir / "metrics.json", {}) or {}
+    metrics = run_file(run_dir / "metrics.json", check_metrics, {})[0] or {}  # damaged: a warning
     done = meta.get("position", {}).get("epoch", 0)
     if metrics.get("status") == "finished" and cfg.train["epochs"] <= old.train["epochs"]:
         raise RunError(f"Run {run_dir} already finished ({done} epochs). Pass --epochs N with "
@@ -416,7 +417,8 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
         run_dir = start_run_dir(cfg, out, name, prefix, lock)
 
     user_callbacks = cbs.from_config(t["callbacks"], run_dir)
-    metrics: dict = (read_json(run_dir / "metrics.json", {}) or {}) if resume is not None else {}
+    metrics: dict = ((run_file(run_dir / "metrics.json", check_metrics, {})[0] or {})
+                     if resume is not None else {})
     if resume is None:
         metrics.update({"format": RUN_FORMAT, "status": "running", "name": run_dir.name})
     times: list = []

@@ -26,6 +26,7 @@ from ..config import RunConfig
 from ..errors import CnnlabError, ExitStatus, RunError
 from ..guard import check_removable, lock_holder, remove_owned
 from ..runs import read_json
+from ..tolerant import check_metrics, run_file
 from .plan import Job
 
 # differences that do not change what a run computes, so a run made with
@@ -64,7 +65,7 @@ def plan_step(job: Job, folder: Path) -> Step:
         check_removable(run_dir)  # a restart deletes it: only a directory cnnlab made
         return Step(job, "restart", "it stopped before writing its config")
     diffs = _differences(RunConfig.load(run_dir / "config.yaml"), job.cfg)
-    m = read_json(run_dir / "metrics.json", {}) or {}
+    m = run_file(run_dir / "metrics.json", check_metrics, {})[0] or {}  # damaged: one line
     status, planned = m.get("status"), job.cfg.train["epochs"]
     trained_for = m.get("epochs", planned)
     if status in ("finished", "nan") and trained_for > planned:
