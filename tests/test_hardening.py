@@ -564,3 +564,24 @@ def test_an_experiment_goes_on_past_a_damaged_metrics_json(tmp_path, monkeypatch
     code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")
     assert code == 0 and "runs/exp/base-s0/metrics.json is damaged" in err, err
     assert "Traceback" not in err
+
+
+def test_an_alias_bomb_is_refused_within_a_small_memory_budget():
+    import tracemalloc
+    from cnnlab.spec import load_yaml
+    from test_bad_inputs import LAUGHS
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError, match="alias bomb"):
+            load_yaml(LAUGHS, "c.yaml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 2**20, peak  # 9**9 strings expanded would be gigabytes
+
+
+def test_yaml_merge_keys_and_repeated_aliases_still_load():
+    from cnnlab.spec import load_yaml
+    text = "base: &b {units: 3}\nx: {<<: *b, activation: relu}\ny: *b\n"
+    assert load_yaml(text) == {"base": {"units": 3}, "x": {"units": 3, "activation": "relu"},
+                               "y": {"units": 3}}
