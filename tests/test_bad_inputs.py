@@ -96,6 +96,47 @@ def replace_final(make_tensors):
     return make
 
 
+def edit_run_config(**train):
+    import yaml
+    path = Path("runs/done/config.yaml")
+    d = yaml.safe_load(path.read_text())
+    d["train"].update(train)
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+
+
+# 9 levels of 9 aliases each: 9**9 strings once expanded
+LAUGHS = ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ",".join([f"*{chr(97 + i)}"] * 9) + "]\n"
+    for i in range(8)))
+
+
+def npz_claiming(name, shape):
+    """An .npz whose x_train header claims `shape` but holds 64 bytes."""
+    import io
+    import zipfile
+    tiny_npz("ok.npz")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False,
+                                                  "shape": shape})
+    with zipfile.ZipFile("ok.npz") as src, zipfile.ZipFile(name, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "x_train.npy":
+                data = header.getvalue() + bytes(64)
+            dst.writestr(info.filename, data)
+
+
+def idx_claiming(folder, dims):
+    def make():
+        from cnnlab.data.catalog import IDX_STEMS
+        os.mkdir(folder)
+        for stem in IDX_STEMS:
+            Path(folder, stem).write_bytes(b"\0\0\x08" + bytes([len(dims)]) +
+                                           b"".join(struct.pack(">I", d) for d in dims)
+                                           + bytes(16))
+    return make
+
+
 TRAIN = ["train", "c.yaml", "--out", "runs", "--quiet"]
 PREDICT = ["predict", "done", "--out", "runs"]
 RUN_CHANGED = "the run's weights file replaced by the bad one; nothing else changed"
@@ -130,6 +171,54 @@ CASES = [
          cfg("c.yaml", callbacks=[{"EarlyStopping": {"patience": -1}}])),
     Case("bad command-line value", TRAIN + ["--epochs", "0"], 2,
          "argument --epochs: expected a positive integer, received '0'", cfg("c.yaml")),
+    # -- numbers outside their domain (checked before anything is created) ---------------
+    Case("--threads far too large", TRAIN + ["--threads", "100000"], 2, "Invalid value for "
+         "`train.threads`. Expected an integer in [1, 512]. Received threads=100000.",
+         cfg("c.yaml")),
+    Case("seed beyond NumPy's range", TRAIN + ["--seed", str(2**40)], 2, "Invalid value for "
+         "`train.seed`. Expected an integer in [0, 4294967295]. Received seed=1099511627776.",
+         cfg("c.yaml")),
+    Case("optimizer beta_1 = 1", TRAIN, 2, "Invalid value for argument `beta_1` of optimizer "
+         "'adam'. Expected a number in [0, 1). Received beta_1=1.0.",
+         cfg("c.yaml", optimizer={"name": "adam", "beta_1": 1.0})),
+    Case("optimizer epsilon = 0", TRAIN, 2, "Invalid value for argument `epsilon` of optimizer "
+         "'rmsprop'. Expected a finite number > 0. Received epsilon=0.",
+         cfg("c.yaml", optimizer={"name": "rmsprop", "epsilon": 0})),
+    Case("negative momentum", TRAIN, 2, "Invalid value for argument `momentum` of optimizer "
+         "'sgd'. Expected a finite number >= 0. Received momentum=-0.5.",
+         cfg("c.yaml", optimizer={"name": "sgd", "momentum": -0.5})),
+    Case("NaN learning rate", TRAIN, 2, "Invalid value for `train.optimizer.learning_rate`. "
+         "Expected a finite number. Received nan.",
+         cfg("c.yaml", optimizer={"name": "adam", "learning_rate": float("nan")})),
+    Case("infinite number anywhere", TRAIN, 2, "Invalid value for "
+         "`train.lr_schedule.one_cycle.max_learning_rate`. Expected a finite number. Received inf.",
+         cfg("c.yaml", lr_schedule={"one_cycle": {"max_learning_rate": float("inf")}})),
+    Case("checkpoint_every_steps not a number", TRAIN, 2, "Invalid value for "
+         "`train.checkpoint_every_steps`. Expected an integer in [0, 2147483647]. Received "
+         "checkpoint_every_steps='often'.", cfg("c.yaml", checkpoint_every_steps="often")),
+    Case("shuffle not a boolean", TRAIN, 2, "Invalid value for `train.shuffle`. Expected true or "
+         "false. Received shuffle='yes please'.", cfg("c.yaml", shuffle="yes please")),
+    Case("a callback writing outside the run", TRAIN, 2, "train.callbacks[0] (CSVLogger): "
+         "Invalid value for argument `filename`. Expected a file name inside the run directory "
+         "(a relative path without '..'). Received filename='../../outside.csv'.",
+         cfg("c.yaml", callbacks=[{"CSVLogger": {"filename": "../../outside.csv"}}])),
+    # -- bounded reading ----------------------------------------------------------------
+    Case("YAML with a duplicate key", TRAIN, 2, "Invalid YAML in c.yaml at line 3, column 3: "
+         "duplicate key 'epochs' (first at line 2, again at line 3).",
+         yaml_text("c.yaml", "train:\n  epochs: 2\n  epochs: 3\n")),
+    Case("YAML alias bomb (billion laughs)", TRAIN, 2, "values once its aliases are expanded "
+         "(expected a config, not an alias bomb).", yaml_text("c.yaml", LAUGHS)),
+    Case("YAML nested too deeply", TRAIN, 2, "Invalid YAML in c.yaml at line 1, column 65: nested "
+         "more than 64 levels deep.", yaml_text("c.yaml", "[" * 100 + "]" * 100)),
+    Case("config is a FIFO", TRAIN, 2, "Cannot read config file c.yaml: it is not a regular file "
+         "(a FIFO, socket or device).", lambda: os.mkfifo("c.yaml")),
+    Case("config far too large", TRAIN, 2, "Config file c.yaml is 5,242,881 bytes. Expected at "
+         "most 4,194,304 bytes", yaml_text("c.yaml", "#" * 5 * 2**20 + "\n")),
+    # -- the loss against the model -------------------------------------------------------
+    Case("loss on an output that is not a vector", TRAIN, 3, "The model's output has shape "
+         "(None, 6, 6, 3), but mean_squared_error on a dataset's class labels needs one vector "
+         "per image", cfg("c.yaml", loss="mse", layers=[{"Conv2D": {"filters": 3,
+                                                                    "kernel_size": 3}}])),
     # -- model specs ------------------------------------------------------------------
     Case("spec that cannot build (kernel > input)", TRAIN, 3, "Layer 0 (Conv2D): Conv2D: "
          "kernel_size (9, 9) is larger than its input (None, 8, 8, 1) with padding='valid'.",
@@ -178,6 +267,13 @@ CASES = [
          data_cfg("bad.npz", npz("bad.npz", y_train=np.zeros(90, np.uint8)))),
     Case("no training images", TRAIN, 4, "Dataset 'npz:bad.npz' has no training images. Expected "
          "at least one.", data_cfg("bad.npz", npz("bad.npz", n_train=0))),
+    Case("npz header claiming a huge array", TRAIN, 4, "bad.npz: array x_train claims shape "
+         "(1000000, 1000000) of uint8 (1,000,000,000,000 bytes), but its entry holds 64 bytes.",
+         data_cfg("bad.npz", lambda: npz_claiming("bad.npz", (10**6, 10**6)))),
+    Case("IDX header claiming more than the file", ["train", "--data", "idx:idx", "--out",
+                                                    "runs", "--quiet"], 4,
+         "train-images-idx3-ubyte: truncated IDX file. Expected 100000000000 bytes of data "
+         "(100000, 1000, 1000). Received 16.", idx_claiming("idx", (100000, 1000, 1000))),
     # -- run directories ----------------------------------------------------------------
     Case("a run name that exists", TRAIN + ["--name", "done"], 5, "A run named 'done' already "
          "exists in runs. Choose another --name, or resume it with --resume runs/done.",
@@ -201,6 +297,18 @@ CASES = [
          "Cannot resume runs/done with a different config. Differences:\n  train.batch_size: run "
          "has 16, now 8\nOnly --epochs, --threads, --checkpoint-every, --data-dir and "
          "--no-fallback may change"),
+    Case("resume after config.yaml was edited", ["train", "--resume", "done", "--out", "runs",
+                                                 "--epochs", "3"], 5,
+         "Cannot resume from runs/done/checkpoint.safetensors: it does not match the run.\n  "
+         "train.batch_size: checkpoint has 16, config.yaml 8",
+         lambda: edit_run_config(batch_size=8), left="the run (with the edited config.yaml), "
+         "untouched"),
+    Case("resume after the optimizer was edited", ["train", "--resume", "done", "--out", "runs",
+                                                   "--epochs", "3"], 5,
+         "train.optimizer: checkpoint has {'name': 'adam', 'learning_rate': 0.001}, config.yaml "
+         "{'name': 'sgd', 'learning_rate': 0.001}",
+         lambda: edit_run_config(optimizer={"name": "sgd", "learning_rate": 0.001}),
+         left="the run (with the edited config.yaml), untouched"),
     Case("run not found", ["predict", "ghost", "x.png", "--out", "runs"], 5, "No run found at "
          "'ghost'"),
     # -- weights ----------------------------------------------------------------------------
@@ -237,6 +345,11 @@ CASES = [
          file_bytes("t.png", lambda: render_digit_png(7)[:300])),
     Case("image is a decompression bomb", PREDICT + ["bomb.png"], 4, "Image 'bomb.png' is 100000x100000 = "
          "10,000,000,000 pixels, above the limit of 40,000,000 (decompression bomb protection).", file_bytes("bomb.png", png_claiming(100_000, 100_000))),
+    Case("image claiming more pixels than its bytes hold", PREDICT + ["big.png"], 4, "Image "
+         "'big.png' is truncated or corrupt: its header says 6000x6000 pixels, more than its",
+         file_bytes("big.png", png_claiming(6000, 6000))),
+    Case("image is a FIFO", PREDICT + ["f.png"], 4, "Cannot read image 'f.png': it is not a "
+         "regular file (a FIFO, socket or device).", lambda: os.mkfifo("f.png")),
     Case("image of an unsupported format", PREDICT + ["g.gif"], 4, "Cannot read image 'g.gif': "
          "unsupported format GIF. Expected PNG or JPEG.", file_bytes("g.gif", gif_bytes)),
     Case("image is a directory", PREDICT + ["adir"], 4, "Cannot read image 'adir': it is a "

@@ -234,7 +234,7 @@ def test_ctrl_c_with_jobs_checkpoints_the_running_runs(tmp_path):
         assert m["status"] == "interrupted" and m["environment"]["threads"] == threads_per_job(2)
     steps = plan_steps(load_experiment(file).jobs(), folder)
     assert [s.action for s in steps] == ["resume", "resume"]
-    assert (folder / "report.html").is_file() and not (folder / ".lock").exists()
+    assert (folder / "report.html").is_file() and not (folder / ".cnnlab.lock").exists()
 
 
 def test_compare_pools_seeds_and_reports_any_runs(done, tmp_path):

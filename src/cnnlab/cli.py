@@ -238,6 +238,10 @@ def cmd_plot(args, out):
     from .runs import find_run, read_json
     run = find_run(args.run, args.out)
     h = read_json(run / "history.json")
+    from .tolerant import check_history
+    if h and check_history(h):
+        from .errors import RunError
+        raise RunError(f"{run / 'history.json'} is damaged: {check_history(h)}.")
     if not h:
         raise ConfigError(f"Run {run} has no history yet (history.json is missing or empty).")
     for path in plot_history(h, run):
@@ -299,6 +303,10 @@ def program(argv, out=None) -> int:
 
 
 def main(argv=None) -> int:
+    import warnings
+    from .tolerant import one_line_warnings
+    shown = warnings.showwarning
+    one_line_warnings()
     try:
         code = program(sys.argv[1:] if argv is None else argv)
     except CnnlabError as err:
@@ -316,6 +324,8 @@ def main(argv=None) -> int:
         print(f"cnnlab: error: out of memory: {first} Expected a smaller model or --batch-size, "
               "or another --device.", file=sys.stderr)
         code = ExitStatus.SPEC
+    finally:
+        warnings.showwarning = shown
     sys.exit(int(code))
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from . import metrics, optimizers
+from . import metrics, optimizers, validate
 from .errors import ConfigError, reject_unknown_keys
 from .losses import get as get_loss
 from .spec import ModelSpec, dump_yaml, load_yaml, read_yaml_file
@@ -128,6 +128,7 @@ def _check_train(t: dict) -> dict:
         raise ConfigError(f"Invalid value for `train.callbacks`. Expected a list. Received "
                           f"{t['callbacks']!r}.")
     _check_schedule(t["lr_schedule"])
+    validate.check_train_domains(t)
     return t
 
 
@@ -168,6 +169,7 @@ def _check_data(d: dict) -> dict:
         raise ConfigError(f"Invalid value for `data.validation`. Expected 'test' (the test "
                           f"split, as the lecture does) or a fraction of the training data in "
                           f"(0, 1). Received {v!r}.")
+    validate.check_data_domains(d)
     return d
 
 
@@ -181,6 +183,7 @@ class RunConfig:
     def from_dict(cls, d, source="config") -> "RunConfig":
         if d is None:
             d = {}
+        validate.check_finite(d)
         if not isinstance(d, dict):
             raise ConfigError(f"Expected {source} to be a mapping with sections "
                               f"{', '.join(SECTIONS)}. Received {type(d).__name__}.")

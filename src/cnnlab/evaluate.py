@@ -28,6 +28,8 @@ def evaluate_run(run, root=DEFAULT_ROOT, data: str | None = None, data_dir=None,
     result = model.evaluate(val, verbose=0, return_dict=True)
     pred = model.predict(val.x.numpy(), batch_size=1000, verbose=0).argmax(axis=-1)
     truth = val.y_index.numpy()
+    if truth.ndim == 2:  # one-hot rows (a binary loss on class labels): the class is the 1
+        truth = truth.argmax(axis=1)
     per_class = {}
     names = ds.class_names
     for c in range(len(names)):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 from dataclasses import dataclass
 
@@ -81,6 +82,7 @@ def read_image(source, *, name: str | None = None, max_pixels: int = MAX_PIXELS)
         except Exception as exc:  # untrusted bytes: any parser failure means a bad file
             raise DataError(_corrupt(label, exc, f"invalid {fmt} header")) from exc
         _check_size(img.size, label, max_pixels)  # before any pixel is decoded
+        _check_data_holds(img, fp, fmt, label)
         try:
             img.load()  # decode everything now so truncation is caught here
             out = _to_l_or_rgb(_upright(img))
@@ -102,6 +104,10 @@ def _open_stream(source, label: str):
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"read_image expects a path or bytes; received {type(source).__name__}.")
     try:
+        st = os.stat(source)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):  # opening a FIFO blocks
+            raise DataError(f"Cannot read image {label!r}: it is not a regular file (a FIFO, "
+                            f"socket or device). Expected a {ACCEPTED} file.")
         return open(source, "rb")
     except FileNotFoundError:
         raise DataError(f"Cannot read image {label!r}: no such file.") from None
@@ -143,6 +149,25 @@ def _check_size(size: tuple[int, int], label: str, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise DataError(f"Image {label!r} is {width}x{height} = {width * height:,} pixels, above the limit "
                         f"of {max_pixels:,} (decompression bomb protection).")
+
+
+# deflate expands at most ~1032x: a PNG's pixels (at least 1 bit each) cannot come from
+# fewer compressed bytes than this allows
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _check_data_holds(img: Image.Image, fp, fmt: str, label: str) -> None:
+    """A PNG whose header claims more pixels than its bytes can hold is corrupt: refused
+    before the pixels are allocated."""
+    if fmt != "PNG":
+        return
+    pos = fp.tell()
+    size = fp.seek(0, os.SEEK_END)
+    fp.seek(pos)
+    width, height = img.size
+    if width * height / 8 > size * _DEFLATE_MAX_RATIO + 1024:
+        raise DataError(f"Image {label!r} is truncated or corrupt: its header says "
+                        f"{width}x{height} pixels, more than its {size:,} bytes can hold.")
 
 
 def _corrupt(label: str, exc: BaseException, context: str = "") -> str:

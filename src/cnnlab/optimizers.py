@@ -25,6 +25,7 @@ from . import lr_schedules as schedules
 from .deprecation import deprecated
 from .errors import ConfigError, unknown_name
 from .keras_rules import KerasAdadelta, KerasAdamax, KerasNadam
+from .validate import check_optimizer_args
 
 # `cnnlab.optimizers.schedules` as Keras spells it, importable too
 # (`from cnnlab.optimizers.schedules import ExponentialDecay`)
@@ -123,6 +124,7 @@ class Optimizer:
                               f"Expected one of: {', '.join(defaults)}.")
         _check_rate(self.args.get("learning_rate", defaults["learning_rate"]))
         self.args = {**defaults, **self.args}
+        check_optimizer_args(key, self.args)
 
     @property
     def learning_rate(self) -> float:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
 import signal
 import sys
 import time
@@ -33,13 +32,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__, fast
+from . import __version__, fast, validate
+from .resume_guard import check_checkpoint
+from .tolerant import check_metrics, run_file
+from .guard import DirLock, check_derived_name, remove_new_run
 from .config import RunConfig, compile_kwargs, fit_kwargs, schedule_callbacks
 from .errors import CnnlabError, DataError, DiskError, ExitStatus, RunError, SpecError
 from .io import atomic_write
 from .models import Sequential
 from .plots import plot_history
-from .runs import check_name, create_run_dir, find_run, read_json, write_history, write_json
+from .runs import check_name, create_run_dir, find_run, write_history, write_json
 from .summary import summary_text
 from .train import callbacks as cbs
 from .train.progress import ProgressBar
@@ -272,7 +274,8 @@ def resolve_resume(run_ref, root, new_cfg: RunConfig | None,
                        f"first checkpoint was written). Start a new run instead (delete {run_dir} "
                        "or choose another --name).")
     meta = read_checkpoint_meta(ckpt)
-    metrics = read_json(run_dir / "metrics.json", {}) or {}
+    check_checkpoint(ckpt, meta, cfg, RESUMABLE_CHANGES)
+    metrics = run_file(run_dir / "metrics.json", check_metrics, {})[0] or {}  # damaged: a warning
     done = meta.get("position", {}).get("epoch", 0)
     if metrics.get("status") == "finished" and cfg.train["epochs"] <= old.train["epochs"]:
         raise RunError(f"Run {run_dir} already finished ({done} epochs). Pass --epochs N with "
@@ -302,9 +305,11 @@ def check_data_matches(run_dir: Path, meta: dict, ds) -> None:
                        f"the data found now ({ds.source}) has {ds.sha256[:12]}....")
 
 
-def check_new_run(root, name: str | None) -> None:
-    """Fail fast, before the data is loaded, when --name is invalid or taken."""
+def check_new_run(root, name: str | None, prefix: str = "run") -> None:
+    """Fail fast, before the data is loaded, when --name (or the name the run would get
+    from `prefix`) is invalid, or --name is taken."""
     if name is None:
+        check_derived_name(prefix, prefix)
         return
     path = Path(root) / check_name(name)
     if path.exists():
@@ -349,16 +354,21 @@ def build_model(cfg: RunConfig, seed: int | None) -> Sequential:
     return model
 
 
-def start_run_dir(cfg: RunConfig, out, name, prefix) -> Path:
-    """Create the run directory with its config; remove it again if that fails."""
+def start_run_dir(cfg: RunConfig, out, name, prefix, lock: DirLock | None = None) -> Path:
+    """Create the run directory (locked by `lock`) with its config; remove it again if that
+    fails."""
     run_dir = create_run_dir(out, name, prefix)
     try:
+        if lock is not None:
+            lock.acquire(run_dir)
         atomic_write(run_dir / "config.yaml", cfg.to_yaml())
         atomic_write(run_dir / "summary.txt", summary_text(cfg.spec) + "\n")
         write_json(run_dir / "metrics.json", {"format": RUN_FORMAT, "status": "running",
                                               "name": run_dir.name})
     except BaseException:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        if lock is not None:
+            lock.release()
+        remove_new_run(run_dir)
         raise
     return run_dir
 
@@ -378,25 +388,37 @@ def run_callbacks(t: dict, user_callbacks, times: list, quiet: bool, stream) -> 
 def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: bool = False,
               resume=None, stream=None, handle_signals: bool = False, prefix: str = "run",
               overrides: dict | None = None) -> RunResult:
+    """Train a new run, or resume one; the run directory is locked (flock) meanwhile, so a
+    second process refuses to train in it."""
+    with DirLock() as lock:
+        if resume is not None:
+            lock.acquire(find_run(resume, out))
+        return _train_run(cfg, out=out, name=name, quiet=quiet, resume=resume, stream=stream,
+                          handle_signals=handle_signals, prefix=prefix, overrides=overrides,
+                          lock=lock)
+
+
+def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signals, prefix,
+               overrides, lock: DirLock) -> RunResult:
     stream = stream or sys.stdout
     if resume is not None:
         run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
     else:
-        check_new_run(out, name)
-    check_model_fits(cfg.spec, cfg.train["device"])
+        check_new_run(out, name, prefix)
+    validate.check_run(cfg)  # loss against output, callbacks, memory: before any file
     t = cfg.train
     if t["threads"]:
         torch.set_num_threads(t["threads"])
     ds, train, val = load_data(cfg, progress=not quiet)
     if resume is not None:
         check_data_matches(run_dir, meta, ds)
-    cbs.from_config(t["callbacks"])  # validated before any file is written
     model = build_model(cfg, t["seed"] if resume is None else None)
     if resume is None:
-        run_dir = start_run_dir(cfg, out, name, prefix)
+        run_dir = start_run_dir(cfg, out, name, prefix, lock)
 
     user_callbacks = cbs.from_config(t["callbacks"], run_dir)
-    metrics: dict = (read_json(run_dir / "metrics.json", {}) or {}) if resume is not None else {}
+    metrics: dict = ((run_file(run_dir / "metrics.json", check_metrics, {})[0] or {})
+                     if resume is not None else {})
     if resume is None:
         metrics.update({"format": RUN_FORMAT, "status": "running", "name": run_dir.name})
     times: list = []
@@ -407,7 +429,8 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
     history = cbs.History()
     guard = SignalStop(run_dir) if handle_signals else None
     checkpointer = Checkpointer(run_dir / CHECKPOINT, t["checkpoint_every_steps"],
-                                extra={"data_sha256": ds.sha256, "run": run_dir.name},
+                                extra={"data_sha256": ds.sha256, "run": run_dir.name,
+                                       "config": cfg.to_yaml()},  # checked on resume
                                 callbacks=[*user_callbacks, writer])
     restore = [] if resume is None else [RestoreCheckpoint(
         run_dir / CHECKPOINT, [*user_callbacks, writer], history,
@@ -425,9 +448,19 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
             guard.__enter__()
         model.fit(train, validation_data=val, validation_split=split, verbose=0,
                   callbacks=callbacks, **fit_kwargs(t))
-    except DiskError as err:
-        raise DiskError(f"{err} Training stopped; free some space, then resume with: "
-                        f"cnnlab train --resume {run_dir}") from None
+    except Exception as err:  # (a kill, simulated or real, leaves the run as it is)
+        if resume is None and not (run_dir / CHECKPOINT).exists():
+            # nothing to resume from: a run is resumable or absent, never a dead `running`
+            lock.release()
+            remove_new_run(run_dir)
+            if isinstance(err, DiskError):
+                raise DiskError(f"{err} Training stopped before its first checkpoint; the run "
+                                f"directory {run_dir} was removed.") from None
+            raise
+        if isinstance(err, DiskError):
+            raise DiskError(f"{err} Training stopped; free some space, then resume with: "
+                            f"cnnlab train --resume {run_dir}") from None
+        raise
     finally:
         if guard:
             guard.__exit__()
@@ -449,6 +482,13 @@ def _finish(run_dir, model, writer: RunWriter, metrics, times) -> RunResult:
         code = ExitStatus.NAN
         message = ((writer.nan_message or "Loss became NaN.") +
                    f" The last good checkpoint is {run_dir / CHECKPOINT}.")
+    elif h.get("loss") and not np.isfinite(h["loss"][-1]):
+        # diverged without TerminateOnNaN: not a finished run with NaN weights and exit 0
+        metrics["status"] = "nan"
+        code = ExitStatus.NAN
+        message = (f"Loss is {h['loss'][-1]} at the end of training: the run diverged (a "
+                   "learning rate too high?). No final weights were written; the last good "
+                   f"checkpoint is {run_dir / CHECKPOINT}.")
     else:
         metrics["status"] = "finished"
         model.save_weights(run_dir / "weights" / "final.safetensors")

@@ -13,22 +13,15 @@ import csv
 import io
 import json
 import os
-import re
 import time
 from pathlib import Path
 
-from .errors import ConfigError, DiskError, RunError
+from .errors import DiskError, RunError
+from .guard import check_name, make_owned_dir
 from .io import atomic_write, disk_error
+from .tolerant import check_metrics, run_file
 
 DEFAULT_ROOT = Path("runs")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ConfigError(f"Invalid run name {name!r}. Expected letters, digits, '.', '_' or '-' "
-                          "(at most 100, starting with a letter or digit).")
-    return name
 
 
 def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
@@ -44,7 +37,7 @@ def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
     if name is not None:
         path = root / check_name(name)
         try:
-            path.mkdir()
+            make_owned_dir(path)
         except FileExistsError:
             raise RunError(f"A run named {name!r} already exists in {root}. Choose another "
                            f"--name, or resume it with --resume {path}.") from None
@@ -55,8 +48,7 @@ def create_run_dir(root, name: str | None = None, prefix: str = "run") -> Path:
     for i in range(1000):
         path = root / (f"{prefix}-{stamp}" + (f"-{i}" if i else ""))
         try:
-            path.mkdir()
-            return path
+            return make_owned_dir(path)
         except FileExistsError:
             continue
         except OSError as err:
@@ -80,11 +72,14 @@ def find_run(ref, root=DEFAULT_ROOT) -> Path:
 
 
 def read_json(path, default=None):
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
+    """The JSON in a regular file of bounded size; `default` if there is none; RunError if
+    it cannot be read or parsed."""
+    from .bounded import MAX_JSON_BYTES, read_bytes
+    if not os.path.lexists(path):
         return default
-    except (OSError, ValueError) as err:
+    try:
+        return json.loads(read_bytes(path, "run file", MAX_JSON_BYTES, RunError))
+    except (ValueError, RecursionError) as err:
         raise RunError(f"Cannot read {path}: {err}.") from None
 
 
@@ -111,20 +106,37 @@ def list_runs(root=DEFAULT_ROOT, _base=None) -> list[dict]:
     rows = []
     if not root.is_dir():
         return rows
-    for path in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime):
+    for path in sorted(root.iterdir(), key=_mtime):
+        if path.is_symlink() and not (path / "config.yaml").is_file():
+            continue  # never descend through links: a link to a parent would never end
         if not (path / "config.yaml").is_file():
-            if path.is_dir() and any((path / c / "config.yaml").is_file() for c in os.listdir(path)
-                                     if (path / c).is_dir()):
+            if path.is_dir() and _holds_runs(path):
                 rows.extend(list_runs(path, base))  # an experiment folder
             continue
-        m = read_json(path / "metrics.json", {}) or {}
+        m, damaged = run_file(path / "metrics.json", check_metrics, {})
         rows.append({"name": str(path.relative_to(base)),
-                     "path": str(path), "status": m.get("status", "unknown"),
+                     "path": str(path),
+                     "status": "damaged" if damaged else (m or {}).get("status", "unknown"),
                      "epochs": m.get("epochs_done"), "val_accuracy": m.get("final_val_accuracy"),
                      "best_val_accuracy": m.get("best_val_accuracy"),
                      "data": (m.get("data") or {}).get("name"),
                      "seconds": m.get("train_seconds")})
     return rows
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # a broken link, or a file removed meanwhile
+        return 0.0
+
+
+def _holds_runs(path: Path) -> bool:
+    try:
+        return any((path / c / "config.yaml").is_file() for c in os.listdir(path)
+                   if (path / c).is_dir())
+    except OSError:
+        return False
 
 
 def format_runs(rows: list[dict]) -> str:

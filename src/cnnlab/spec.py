@@ -491,26 +491,16 @@ def _auto_names(input_names, layers) -> list[str]:
 # -- YAML helpers shared by every config file ---------------------------------
 
 def load_yaml(text: str, source: str = "<string>"):
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError(f"Invalid YAML in {source}{where}: {problem}.") from None
+    """yaml.safe_load with bounds (aliases, nesting, size) and duplicate keys refused."""
+    from .bounded import load_yaml as bounded_load
+    return bounded_load(text, source)
 
 
 def read_yaml_file(path) -> object:
+    """A config/spec YAML file: a regular file of bounded size, parsed with bounds."""
+    from .bounded import MAX_CONFIG_BYTES, read_text
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"Config file not found: {path}.") from None
-    except IsADirectoryError:
-        raise ConfigError(f"Expected a YAML file. Received a directory: {path}.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"Cannot read config file {path}: {err}.") from None
-    return load_yaml(text, str(path))
+    return load_yaml(read_text(path, "config file", MAX_CONFIG_BYTES), str(path))
 
 
 class FlowDict(dict):

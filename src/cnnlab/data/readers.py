@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bounded import check_idx_size, check_npz_headers, check_regular
 from ..errors import DataError
 from .catalog import IDX_STEMS
 from .dataset import SPLITS
@@ -48,6 +49,7 @@ def _read_exact(f, n: int, path: Path, what: str) -> bytearray:
 def read_idx(path) -> np.ndarray:
     """Read one IDX file of unsigned bytes (gzipped or not) into a writable uint8 array."""
     path = Path(path)
+    check_regular(path, "IDX file", DataError)  # a FIFO or device would block or never end
     try:
         with _open(path) as f:
             header = f.read(4)
@@ -59,7 +61,8 @@ def read_idx(path) -> np.ndarray:
                                 f"Received 0x{header[2]:02x}.")
             rank = header[3]
             dims = struct.unpack(f">{rank}I", _read_exact(f, 4 * rank, path, "dimensions"))
-            size = int(np.prod(dims, dtype=np.int64))
+            size = int(np.prod(dims, dtype=object))
+            check_idx_size(path, dims, 4 + 4 * rank, isinstance(f, gzip.GzipFile))
             if size > MAX_IDX_BYTES:
                 raise DataError(f"{path}: implausible IDX header. Expected at most {MAX_IDX_BYTES} "
                                 f"bytes of data. Received dimensions {dims}.")
@@ -129,6 +132,7 @@ def read_npz(path):
         raise DataError(f"{path}: not a .npz file (it does not start with the zip signature). "
                         f"Expected a .npz file with arrays {', '.join(SPLITS)}.")
     try:
+        check_npz_headers(path, [*SPLITS, "class_names"])  # before anything is allocated
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in SPLITS if k not in f.files]
             if missing:

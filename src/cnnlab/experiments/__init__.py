@@ -14,13 +14,13 @@ is described in docs/experiments.md.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from pathlib import Path
 
-from ..errors import RunError
-from ..io import atomic_write
+from ..errors import ConfigError, RunError
+from ..guard import DirLock, is_owned, make_owned_dir, mark
+from ..io import atomic_write, disk_error
 from ..runs import DEFAULT_ROOT, read_json, write_json
 from .collect import groups_from_experiment, groups_from_runs
 from .execute import execute, plan_steps, threads_per_job
@@ -29,45 +29,60 @@ from .report import write_report
 from .stats import welch
 from .variants import apply_variant, describe
 
-LOCK = ".lock"
+MAX_JOBS = 256  # processes at once: each is a whole training run
 
 
 @contextlib.contextmanager
 def _locked(folder: Path):
-    """One `cnnlab experiment` per folder at a time (a stale lock from a dead process is taken)."""
-    path = folder / LOCK
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        pid = None
-    if pid and pid != os.getpid():
-        try:
-            os.kill(pid, 0)
-            raise RunError(f"Experiment folder {folder} is in use by process {pid}. Wait for it, "
-                           f"or stop it; then run this command again.")
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            raise RunError(f"Experiment folder {folder} is in use by process {pid}.") from None
-    atomic_write(path, f"{os.getpid()}\n")
-    try:
+    """One `cnnlab experiment` per folder at a time: an OS lock, released however the
+    process ends (a kill -9 leaves no stale lock)."""
+    with DirLock() as lock:
+        lock.acquire(folder, "Experiment folder")
         yield
-    finally:
-        with contextlib.suppress(OSError):
-            path.unlink()
+
+
+def _make_folder(folder: Path) -> None:
+    """The experiment folder, cnnlab's own: created and marked, or an existing experiment
+    folder; a user's folder of the same name is refused, never written into."""
+    if folder.is_symlink():
+        raise RunError(f"Experiment folder {folder} is a symbolic link. Expected a folder "
+                       "cnnlab created; choose another --name.")
+    if not folder.exists():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        make_owned_dir(folder, "experiment")
+        return
+    if is_owned(folder):
+        return
+    if not folder.is_dir():
+        raise RunError(f"{folder} exists and is not a folder. Expected an experiment folder; "
+                       "choose another --name.")
+    if (folder / "experiment.json").is_file() or not any(folder.iterdir()):
+        mark(folder, "experiment")  # made by an earlier cnnlab, or empty
+        return
+    raise RunError(f"{folder} exists and is not a cnnlab experiment folder (it has no "
+                   "experiment.json). Expected a new or an experiment folder; choose another "
+                   "--name, or move it away.")
 
 
 def run_experiment(file, out=DEFAULT_ROOT, name=None, epochs=None, seeds=None, jobs=1, data=None,
                    quiet=False, only=None, stream=None) -> Path:
     """Validate every variant, make the missing runs, write the report; returns report.html."""
     stream = stream or sys.stdout
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= MAX_JOBS:
+        raise ConfigError(f"Invalid value for `jobs`. Expected an integer in [1, {MAX_JOBS}] "
+                          f"(processes at once). Received jobs={jobs!r}.")
     exp = load_experiment(file, name, epochs=epochs, seeds=seeds,
                           data={k: v for k, v in (data or {}).items() if v is not None}, only=only)
     folder = Path(out) / exp.name
+    if folder.exists() and not is_owned(folder) and not (folder / "experiment.json").is_file():
+        _make_folder(folder)  # refuses a user's folder before anything is checked or written
     steps = plan_steps(exp.jobs(), folder)          # refuses runs made from another config
     if any(s.action != "skip" for s in steps):
         check_data(exp)                             # every variant fits its data
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _make_folder(folder)
+    except OSError as err:
+        raise disk_error(folder, err) from None
     with _locked(folder):
         write_json(folder / "experiment.json", exp.to_dict())
         atomic_write(folder / "experiment.yaml", Path(file).read_text(encoding="utf-8"))

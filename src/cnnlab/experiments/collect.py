@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import RunConfig
-from ..runs import find_run, read_json
+from ..errors import CnnlabError
+from ..runs import find_run
+from ..tolerant import check_history, check_metrics, run_file, warn
 from . import stats
 
 POINTS = 100.0   # accuracies are fractions in the runs' files; the report shows points (%)
@@ -58,11 +60,19 @@ class Group:
 
 
 def read_run(path, name: str | None = None) -> RunData:
+    """A run's files; a damaged one is reported in one line and makes the run 'damaged'."""
     path = Path(path)
     exists = (path / "config.yaml").is_file()
-    config = RunConfig.load(path / "config.yaml").to_dict() if exists else {}
-    return RunData(name or path.name, path, read_json(path / "metrics.json", {}) or {},
-                   read_json(path / "history.json", {}) or {}, config)
+    try:
+        config = RunConfig.load(path / "config.yaml").to_dict() if exists else {}
+    except CnnlabError as err:
+        warn(f"{path / 'config.yaml'} is damaged ({err}). Skipping what it holds.")
+        config = {}
+    metrics, bad_m = run_file(path / "metrics.json", check_metrics, {})
+    history, bad_h = run_file(path / "history.json", check_history, {})
+    if bad_m or bad_h:
+        metrics = {**(metrics or {}), "status": "damaged"}
+    return RunData(name or path.name, path, metrics or {}, history or {}, config)
 
 
 def groups_from_experiment(exp: dict, folder) -> list[Group]:
@@ -108,6 +118,8 @@ def groups_from_runs(refs, root) -> list[Group]:
 def config_change(base: dict, cfg: dict) -> str:
     """Plain words for how `cfg` differs from `base` (both RunConfig dicts)."""
     parts = []
+    if not (base.get("model") or {}).get("layers") or not (cfg.get("model") or {}).get("layers"):
+        return "unknown (a damaged config.yaml)"  # read_run has said which
     bl, cl = base["model"]["layers"], cfg["model"]["layers"]
     kinds = lambda layers: [next(iter(e)) for e in layers]  # noqa: E731
     if base["model"].get("input_shape") != cfg["model"].get("input_shape"):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +24,9 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import CnnlabError, ExitStatus, RunError
+from ..guard import check_removable, lock_holder, remove_owned
 from ..runs import read_json
+from ..tolerant import check_metrics, run_file
 from .plan import Job
 
 # differences that do not change what a run computes, so a run made with
@@ -51,12 +52,20 @@ def _differences(old: RunConfig, new: RunConfig) -> list[str]:
 def plan_step(job: Job, folder: Path) -> Step:
     """What `job`'s run directory needs; RunError if it holds another config's run."""
     run_dir = folder / job.run_name
-    if not run_dir.exists():
+    if not run_dir.exists() and not run_dir.is_symlink():
         return Step(job, "new")
+    if run_dir.is_symlink():
+        raise RunError(f"Run {run_dir} is a symbolic link. Expected a run directory cnnlab "
+                       "created; remove the link or give the experiment another --name.")
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        raise RunError(f"Run {run_dir} is in use by process {holder}. Wait for it to finish, or "
+                       "stop it; then run this command again.")
     if not (run_dir / "config.yaml").is_file():
+        check_removable(run_dir)  # a restart deletes it: only a directory cnnlab made
         return Step(job, "restart", "it stopped before writing its config")
     diffs = _differences(RunConfig.load(run_dir / "config.yaml"), job.cfg)
-    m = read_json(run_dir / "metrics.json", {}) or {}
+    m = run_file(run_dir / "metrics.json", check_metrics, {})[0] or {}  # damaged: one line
     status, planned = m.get("status"), job.cfg.train["epochs"]
     trained_for = m.get("epochs", planned)
     if status in ("finished", "nan") and trained_for > planned:
@@ -70,6 +79,7 @@ def plan_step(job: Job, folder: Path) -> Step:
         return Step(job, "skip", "finished")
     if (run_dir / "checkpoint.safetensors").is_file():
         return Step(job, "resume", f"{m.get('epochs_done', 0)} of {planned} epochs done")
+    check_removable(run_dir)
     return Step(job, "restart", "it stopped before its first checkpoint")
 
 
@@ -94,7 +104,7 @@ def run_one(cfg: RunConfig, folder, name: str, action: str):
     folder = Path(folder)
     run_dir = folder / name
     if action == "restart":
-        shutil.rmtree(run_dir)  # it holds no checkpoint: nothing to keep
+        remove_owned(run_dir)  # it holds no checkpoint: nothing to keep
     if action == "resume":
         # the runner refuses config changes it does not allow on resume: for the
         # settings that do not change results, keep the run's own values

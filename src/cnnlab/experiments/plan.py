@@ -23,12 +23,13 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import CnnlabError, ConfigError, reject_unknown_keys
-from ..runs import check_name
+from ..guard import check_derived_name, check_name
 from ..spec import read_yaml_file
 from .variants import apply_variant, describe
 
 EXPERIMENT_KEYS = ("title", "base", "seeds", "variants")
 BASE = "base"  # the name of the unchanged base, always run first
+MAX_SEEDS = 1000
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,9 @@ def parse_experiment(d, source="<experiment>", source_dir=".", name=None, *, epo
                           f"{', '.join(EXPERIMENT_KEYS)}. Received {type(d).__name__}.")
     reject_unknown_keys(d, EXPERIMENT_KEYS, source)
     n_seeds = _positive_int(seeds if seeds is not None else d.get("seeds", 1), "seeds")
+    if n_seeds > MAX_SEEDS:  # each seed is a run of every variant
+        raise ConfigError(f"Invalid value for `seeds`. Expected an integer in [1, {MAX_SEEDS}]. "
+                          f"Received seeds={n_seeds}.")
     raw = d.get("variants") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"Invalid value for `variants`. Expected a mapping from variant names to "
@@ -165,6 +169,11 @@ def _select(raw: dict, only) -> list[str]:
 
 def load_experiment(path, name=None, **overrides) -> Experiment:
     path = Path(path)
+    # the folder's name: checked before the file is even read, as every name a user gives
+    if name is not None:
+        check_name(name, "experiment")
+    else:
+        check_derived_name(path.stem, path.name, "experiment", room=0)
     return parse_experiment(read_yaml_file(path), str(path), path.parent, name, **overrides)
 
 

@@ -153,6 +153,7 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     for key, value in opt["scalars"].items():
         pid, name = key.split("/", 1)
         state.setdefault(int(pid), {})[name] = value
+    _check_optimizer_state(path, trainer.optimizer, state)
     trainer.optimizer.load_state_dict({"state": state, "param_groups": opt["param_groups"]})
     match_param_layouts(trainer.optimizer)
     _restore_callbacks(path, tensors, meta.get("callbacks", {}), callbacks)
@@ -174,6 +175,25 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     return Position(pos["epoch"], pos["step"], sums, pos["global_step"])
 
 
+def _check_optimizer_state(path, opt: torch.optim.Optimizer, state: dict) -> None:
+    """Every per-parameter state tensor (Adam's moments, SGD's momentum) has its parameter's
+    shape; a step count is one number. torch's load_state_dict does not check this, and a
+    wrong shape would fail (or broadcast) in the middle of a step."""
+    params = [p for g in opt.param_groups for p in g["params"]]
+    bad = []
+    for pid, entries in state.items():
+        if not 0 <= pid < len(params):
+            bad.append(f"state for parameter {pid}, of {len(params)}")
+            continue
+        for name, value in entries.items():
+            if torch.is_tensor(value) and value.numel() != 1 and value.shape != params[pid].shape:
+                bad.append(f"{name} of parameter {pid}: shape {tuple(value.shape)}, expected "
+                           f"{tuple(params[pid].shape)}")
+    if bad:
+        raise RunError(f"{path} does not match the run's optimizer: {'; '.join(bad[:5])}. It "
+                       "cannot be resumed.")
+
+
 def _restore_callbacks(path, tensors, saved: dict, callbacks) -> None:
     keys = _keys(callbacks)
     unknown = sorted(set(saved) - set(keys))
@@ -186,6 +206,18 @@ def _restore_callbacks(path, tensors, saved: dict, callbacks) -> None:
             state["arrays"] = [tensors[f"callbacks/{key}/{j}"].numpy()
                                for j in range(saved[key]["arrays"])]
             cb.set_state(state)
+
+
+def _check_position(path, pos: Position, steps, batch_size) -> None:
+    """The restored position must lie inside an epoch of this run: a step beyond the epoch's
+    steps would skip the rest of the epoch silently, with a loss of zero."""
+    ok = steps is None or 0 <= pos.step < steps
+    if ok and batch_size:
+        ok = 0 <= pos.sums.seen <= pos.step * batch_size
+    if not ok:
+        raise RunError(f"{path} does not match the run: its position (step {pos.step}, "
+                       f"{pos.sums.seen} samples seen) lies outside an epoch of {steps} steps "
+                       f"of {batch_size}. It cannot be resumed.")
 
 
 def match_param_layouts(opt: torch.optim.Optimizer) -> None:
@@ -276,6 +308,8 @@ class RestoreCheckpoint(Callback):
     def on_train_begin(self, logs=None):
         tr = self.trainer
         tr.position = restore_checkpoint(self.path, tr, self.callbacks)
+        _check_position(self.path, tr.position, (self.params or {}).get("steps"),
+                        getattr(tr, "batch_size", None))
         if self.history is not None:
             self.history.history.update(tr.history)
             tr.history = self.history.history

@@ -85,7 +85,11 @@ def _targets(y, n: int, loss: Loss, num_outputs: int, what: str):
                             f"{num_outputs} output units. Received shape {tuple(y.shape)}.")
         yt = torch.from_numpy(np.ascontiguousarray(y.astype(np.float32)))
         return yt, yt.argmax(dim=1)
-    if loss.target == "binary":
+    # class labels for a loss that compares whole output vectors (mse, binary_crossentropy,
+    # hinge, ... on a softmax of several units): one-hot rows, as to_categorical would give
+    from_labels = (loss.target in ("binary", "value") and num_outputs > 1
+                   and (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)))
+    if loss.target == "binary" and not from_labels:
         yt = torch.from_numpy(np.ascontiguousarray(y.astype(np.float32)))
         return yt, yt
     if y.ndim == 2 and y.shape[1] == 1:
@@ -99,8 +103,10 @@ def _targets(y, n: int, loss: Loss, num_outputs: int, what: str):
                         f"for a model with {num_outputs} output units. Received values from "
                         f"{int(y.min())} to {int(y.max())}.")
     index = torch.from_numpy(y.astype(np.int64))
-    if loss.target == "onehot":  # integer labels with categorical_crossentropy: one-hot them
-        return torch.nn.functional.one_hot(index, num_outputs).float(), index
+    if loss.target == "onehot" or from_labels:  # integer labels: one-hot them
+        onehot = torch.nn.functional.one_hot(index, num_outputs).float()
+        # binary losses' accuracy is Keras's binary_accuracy, element by element
+        return onehot, (onehot if loss.target == "binary" else index)
     return index, index
 
 
