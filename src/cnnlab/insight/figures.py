@@ -77,9 +77,7 @@ def _strip(v: np.ndarray) -> np.ndarray:
 
 def _cmap(name):
     import matplotlib
-    cmap = matplotlib.colormaps[name].copy()
-    cmap.set_bad("white")  # the NaN gaps between tiles
-    return cmap
+    return matplotlib.colormaps[name].with_extremes(bad="white")  # the NaN gaps between tiles
 
 
 def _show(ax, img, title=None, cmap="gray", **kw):

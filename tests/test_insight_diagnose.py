@@ -1,0 +1,146 @@
+"""Each diagnosis fires on numbers built to show it and stays silent otherwise, with its evidence.
+
+The two real histories are cnnlab runs on the bundled MNIST sample (seed 0, CPU): the
+lecture's model for 10 epochs, and the same with BatchNormalization after each Conv2D for
+2 epochs (63 steps per epoch), whose validation sits at chance while training is at 97%.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from cnnlab.insight import diagnose as d
+
+LECTURE_10 = {  # runs/lecture, 10 epochs on mnist-sample: the lecture's normal run
+    "loss": [0.7753, 0.1949, 0.1235, 0.0883, 0.0700, 0.0562, 0.0422, 0.0338, 0.0290, 0.0196],
+    "accuracy": [0.7808, 0.9441, 0.9636, 0.9736, 0.9791, 0.9829, 0.9871, 0.9898, 0.9914, 0.9948],
+    "val_loss": [0.3189, 0.1735, 0.1378, 0.1332, 0.1059, 0.1182, 0.1109, 0.1140, 0.1011, 0.1150],
+    "val_accuracy": [0.9115, 0.9485, 0.957, 0.9575, 0.9705, 0.967, 0.9685, 0.9685, 0.9755, 0.976]}
+BN_2 = {"loss": [0.4495, 0.0872], "accuracy": [0.869, 0.974375],
+        "val_loss": [2.1212, 2.6519], "val_accuracy": [0.1125, 0.1125]}
+OVERFIT = {  # val loss bottoms at epoch 3, then climbs while train keeps improving
+    "loss": [0.9, 0.4, 0.25, 0.15, 0.09, 0.05, 0.03],
+    "accuracy": [0.70, 0.86, 0.92, 0.95, 0.97, 0.985, 0.995],
+    "val_loss": [0.6, 0.45, 0.40, 0.42, 0.47, 0.53, 0.60],
+    "val_accuracy": [0.80, 0.85, 0.87, 0.87, 0.865, 0.86, 0.855]}
+
+
+def kinds(findings):
+    return [f.kind for f in findings]
+
+
+def test_the_lectures_normal_run_gets_no_diagnosis():
+    assert d.diagnose_history(LECTURE_10, num_classes=10) == []
+    assert d.diagnose_history(LECTURE_10, num_classes=10, bn_momentum=None, steps=630) == []
+
+
+def test_batchnorm_warmup_is_named_with_its_steps_and_not_called_overfitting():
+    found = d.diagnose_history(BN_2, num_classes=10, bn_momentum=0.99, steps=126)
+    assert kinds(found) == ["batchnorm_warmup"]
+    f = found[0]
+    assert f.evidence["steps"] == 126 and f.evidence["momentum"] == 0.99
+    assert f.evidence["initial_weight_left"] == pytest.approx(0.99 ** 126)
+    assert f.evidence["steps_needed"] == math.ceil(math.log(0.01) / math.log(0.99))  # 459
+    assert "126 training steps" in f.text and "28.2%" in f.text and "11.2%" in f.text
+    assert "not overfitting" in f.title and "momentum" in f.advice
+
+
+def test_batchnorm_warmup_needs_batchnorm_chance_level_and_cold_statistics():
+    assert d.batchnorm_warmup(BN_2, 10, momentum=None, steps=126) is None      # no BN layer
+    assert d.batchnorm_warmup(BN_2, 10, momentum=0.99, steps=5000) is None     # warmed up
+    assert d.batchnorm_warmup(BN_2, 10, momentum=0.9, steps=126) is None       # 0.9^126 ~ 0
+    above_chance = dict(BN_2, val_accuracy=[0.5, 0.6])
+    assert d.batchnorm_warmup(above_chance, 10, momentum=0.99, steps=126) is None
+    low_train = dict(BN_2, accuracy=[0.2, 0.3])
+    assert d.batchnorm_warmup(low_train, 10, momentum=0.99, steps=126) is None
+
+
+def test_real_overfitting_is_found_with_the_epoch_it_began():
+    found = d.diagnose_history(OVERFIT, num_classes=10, bn_momentum=0.99, steps=5000)
+    assert kinds(found) == ["overfitting"]
+    f = found[0]
+    assert f.evidence["best_val_loss_epoch"] == 3 and f.evidence["began_epoch"] == 4
+    assert f.evidence["val_loss_rise"] == pytest.approx(0.5)
+    assert f.evidence["gap_at_best"] == pytest.approx(0.05)
+    assert f.evidence["final_gap"] == pytest.approx(0.14)
+    assert "from epoch 4" in f.title and "lowest at epoch 3" in f.text
+    # with BN and validation at chance the same gap is the warm-up, not overfitting
+    assert d.overfitting(dict(OVERFIT, val_accuracy=[0.1] * 7), 10) is None
+
+
+def test_overfitting_stays_silent_without_a_sustained_rise_or_a_growing_gap():
+    one_epoch_bump = dict(OVERFIT, val_loss=[0.6, 0.45, 0.40, 0.39, 0.38, 0.37, 0.45])
+    assert d.overfitting(one_epoch_bump, 10) is None
+    small_rise = dict(OVERFIT, val_loss=[0.6, 0.45, 0.40, 0.41, 0.42, 0.43, 0.44])  # +10%
+    assert d.overfitting(small_rise, 10) is None
+    flat_gap = dict(OVERFIT, val_accuracy=[0.70, 0.86, 0.92, 0.95, 0.97, 0.985, 0.995])
+    assert d.overfitting(flat_gap, 10) is None
+    no_acc = {k: v for k, v in OVERFIT.items() if "acc" not in k}
+    assert d.overfitting(no_acc, 10) is None  # no gap to show: no diagnosis
+
+
+def test_learning_rate_too_high_nan_rising_and_oscillating():
+    nan = {"loss": [2.3, 5.1, float("nan")], "accuracy": [0.1, 0.1, 0.1]}
+    found = d.diagnose_history(nan, 10)
+    assert kinds(found) == ["lr_too_high"] and found[0].evidence["first_nan_epoch"] == 3
+    rising = {"loss": [2.0, 2.4, 2.9, 3.5], "accuracy": [0.2, 0.15, 0.12, 0.1]}
+    f = d.learning_rate_too_high(rising)
+    assert f.evidence["rising_epochs"] == [2, 3, 4] and "went up" in f.title
+    wobbly = {"loss": [1.0, 0.8, 0.9, 0.7, 0.85, 0.6, 0.7]}
+    f = d.learning_rate_too_high(wobbly)
+    assert f is not None and f.evidence["rising_epochs"] == [3, 5, 7]
+    assert d.learning_rate_too_high(LECTURE_10) is None
+    assert d.learning_rate_too_high({"loss": [1.0, 0.5, 0.51, 0.3]}) is None  # one rise
+
+
+def test_learning_rate_too_low_and_underfitting_are_told_apart():
+    slow = {"loss": [2.30, 2.25, 2.20, 2.14], "accuracy": [0.12, 0.2, 0.26, 0.31],
+            "val_loss": [2.27, 2.22, 2.17, 2.11], "val_accuracy": [0.15, 0.22, 0.28, 0.33]}
+    found = d.diagnose_history(slow, 10)
+    assert kinds(found) == ["lr_too_low"]
+    assert found[0].evidence["relative_drop"] == pytest.approx((2.30 - 2.14) / 2.30)
+    plateau = {"loss": [1.2, 0.95, 0.9, 0.89], "accuracy": [0.55, 0.64, 0.66, 0.665],
+               "val_loss": [1.0, 0.93, 0.91, 0.9], "val_accuracy": [0.6, 0.65, 0.66, 0.66]}
+    found = d.diagnose_history(plateau, 10)
+    assert kinds(found) == ["underfitting"]
+    assert found[0].evidence["final_accuracy"] == 0.665
+    assert d.underfitting(LECTURE_10, 10) is None and d.learning_rate_too_low(LECTURE_10) is None
+
+
+def test_class_never_predicted():
+    truth = np.array([0, 1, 2, 2, 1, 0])
+    f = d.never_predicted(np.array([0, 1, 1, 1, 1, 0]), truth, ["a", "b", "c"])
+    assert f.evidence == {"classes": ["c"], "support": [2], "images": 6}
+    assert d.never_predicted(truth, truth, ["a", "b", "c"]) is None
+    # a class absent from the labels is not "never predicted"
+    assert d.never_predicted(np.array([0, 1]), np.array([0, 1]), ["a", "b", "c"]) is None
+
+
+def test_dead_relu_units():
+    f = d.dead_relu({"dense": np.array([True] * 6 + [False] * 2), "conv2d": np.ones(4, bool)}, 50)
+    assert f.evidence["layers"] == {"dense": {"dead": 2, "units": 8, "share": 0.25}}
+    assert "2 of 8 units" in f.text and "50 validation images" in f.text
+    assert d.dead_relu({"dense": np.array([True] * 7 + [False])}, 50) is None  # 12.5%
+
+
+def test_data_that_looks_wrong():
+    f = d.class_imbalance(np.array([0] * 80 + [1] * 10 + [2] * 10), ["a", "b", "c"])
+    assert f.evidence["dominant"] == "a" and f.evidence["share"] == 0.8
+    assert d.class_imbalance(np.array([0, 1, 2] * 10), ["a", "b", "c"]) is None
+    f = d.class_imbalance(np.array([0, 1] * 10), ["a", "b", "c"])
+    assert f.evidence["missing"] == ["c"]
+    assert d.pixel_range(0.0, 255.0).evidence == {"min": 0.0, "max": 255.0}
+    assert d.pixel_range(0.0, 1.0 / 255).title.endswith("(scaled twice)")
+    assert d.pixel_range(0.0, 1.0) is None and d.pixel_range(0.0, 255.0, raw_pixels=True) is None
+
+
+def test_run_findings_read_momentum_and_steps_from_the_run_files():
+    config = {"model": {"layers": [{"Conv2D": {"filters": 4}}, {"BatchNormalization": {}},
+                                   {"Dense": {"units": 10}}]}}
+    metrics = {"data": {"num_classes": 10}, "steps_per_epoch": 63}
+    found = d.run_history_findings(BN_2, config, metrics)
+    assert kinds(found) == ["batchnorm_warmup"] and found[0].evidence["steps"] == 126
+    assert d.bn_momentum({"layers": [{"BatchNormalization": {"momentum": 0.9}}]}) == 0.9
+    assert d.bn_momentum({"layers": [{"Dense": {"units": 3}}]}) is None
+    assert d.run_history_findings(LECTURE_10, {"model": {}}, metrics) == []
+    assert d.run_history_findings(BN_2, config, {}) == []  # no class count: no claim
