@@ -200,52 +200,109 @@ def confusion_png(cm: np.ndarray, class_names, normalized: np.ndarray) -> bytes:
     return _png(fig)
 
 
+def _tiles(pics, cols: int, gap: int, background=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Same-sized pictures ((h, w) grey in any range, or (h, w, 3) in [0, 1]; None: an
+    empty slot) -> one RGB array, `cols` a row, `gap` px of `background` between them;
+    grey pictures keep their own scale (0 black .. max white)."""
+    h, w = next(p for p in pics if p is not None).shape[:2]
+    rows = math.ceil(len(pics) / cols)
+    out = np.empty((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), dtype=np.float32)
+    out[...] = background
+    for i, p in enumerate(pics):
+        if p is None:
+            continue
+        p = np.asarray(p, dtype=np.float32)
+        if p.ndim == 2:
+            lo, hi = float(p.min()), float(p.max())
+            lo = min(lo, 0.0)
+            p = np.repeat(((p - lo) / (hi - lo) if hi > lo else np.zeros_like(p))[..., None], 3, -1)
+        r, q = divmod(i, cols)
+        out[r * (h + gap):r * (h + gap) + h, q * (w + gap):q * (w + gap) + w] = np.clip(p, 0, 1)
+    return out
+
+
 def gallery_png(pics, captions, cols: int = 8, title: str = "") -> bytes:
-    """Images in a grid, a caption (up to 3 short lines) under each."""
+    """Images in a grid, a caption (up to 3 short lines) under each: one image drawn once
+    (a grid of axes costs matplotlib ~15 ms per picture)."""
     n = len(pics)
     cols = max(1, min(cols, n))
     rows = max(1, math.ceil(n / cols))
-    fig = _figure(PANEL_W, rows * (PANEL_W / cols + 0.45) + 0.4)
+    h, w = next(p for p in pics if p is not None).shape[:2]
+    gap_y = max(2, round(0.55 * h))              # room for two lines of caption under each
+    sheet = _tiles(pics, cols, 2)
+    # the captions need space: re-tile with a taller gap below each row
+    tall = np.ones((rows * (h + gap_y), sheet.shape[1], 3), dtype=np.float32)
+    for r in range(rows):
+        tall[r * (h + gap_y):r * (h + gap_y) + h] = sheet[r * (h + 2):r * (h + 2) + h]
+    fig = _figure(PANEL_W, PANEL_W * tall.shape[0] / tall.shape[1] + (0.4 if title else 0.1))
+    ax = fig.add_axes((0, 0, 1, 1 - (0.4 / fig.get_figheight() if title else 0)))
+    ax.imshow(tall, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
     if title:
         fig.suptitle(title, fontsize=11)
-    for i, (pic, cap) in enumerate(zip(pics, captions)):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        _show(ax, pic)
-        ax.set_xlabel(cap, fontsize=7)
-    fig.tight_layout()
+    for i, cap in enumerate(captions):
+        r, q = divmod(i, cols)
+        ax.text(q * (w + 2) + w / 2, r * (h + gap_y) + h + 0.5, cap, ha="center", va="top",
+                fontsize=7)
     return _png(fig)
 
 
 def filters_png(kernels: np.ndarray, layer: str) -> bytes:
-    """(filters, kh, kw, c_in) kernels; RGB for 3 input channels, else the channel mean."""
+    """(filters, kh, kw, c_in) kernels; RGB for 3 input channels, else the channel mean;
+    each scaled to its own [min, max]."""
     f = kernels.shape[0]
     cols = min(MAPS_PER_ROW, f)
-    rows = math.ceil(f / cols)
-    fig = _figure(PANEL_W, rows * PANEL_W / cols + 0.6)
-    fig.suptitle(f"{layer}: {f} learned filters {kernels.shape[1]}x{kernels.shape[2]}"
-                 + (" (RGB)" if kernels.shape[3] == 3 else
-                    "" if kernels.shape[3] == 1 else f" (mean of {kernels.shape[3]} channels)")
-                 + ", each scaled to its own range", fontsize=10)
+    pics = []
     for i in range(f):
         k = kernels[i]
         k = k if k.shape[-1] == 3 else k.mean(axis=-1)
         lo, hi = float(k.min()), float(k.max())
-        k = (k - lo) / (hi - lo) if hi > lo else np.zeros_like(k)
-        _show(fig.add_subplot(rows, cols, i + 1), k)
+        pics.append((k - lo) / (hi - lo) if hi > lo else np.zeros_like(k))
+    sheet = _tiles(pics, cols, 1, background=(0.55, 0.7, 0.95))  # gaps unlike any pixel
+    fig = _figure(PANEL_W, PANEL_W * sheet.shape[0] / sheet.shape[1] + 0.5)
+    ax = fig.add_axes((0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    ax.imshow(sheet, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    fig.suptitle(f"{layer}: {f} learned filters {kernels.shape[1]}x{kernels.shape[2]}"
+                 + (" (RGB)" if kernels.shape[3] == 3 else
+                    "" if kernels.shape[3] == 1 else f" (mean of {kernels.shape[3]} channels)")
+                 + ", each scaled to its own range", fontsize=10)
     return _png(fig)
 
 
+def _grey_rgb(a: np.ndarray) -> np.ndarray:
+    """(h, w) in [0, 1] (NaN: white) -> (h, w, 3) through viridis; RGB stays RGB."""
+    if a.ndim == 3:
+        return a
+    return _cmap("viridis")(np.ma.masked_invalid(a))[..., :3].astype(np.float32)
+
+
 def class_maps_png(rows) -> bytes:
-    """rows: [(caption, picture, [(layer label, (H, W, C) maps), ...]), ...], one per class."""
+    """rows: [(caption, picture, [(layer label, (H, W, C) maps), ...]), ...], one per class.
+    Each column (the pictures, then each layer's mosaics) is one image of stacked blocks,
+    drawn once: a grid of axes would cost ~50 ms a panel."""
     n_maps = max(len(r[2]) for r in rows) if rows else 0
-    fig = _figure(PANEL_W, len(rows) * 1.9 + 0.3)
-    widths = [1.0] + [4.0] * n_maps
-    grid = fig.add_gridspec(len(rows), 1 + n_maps, width_ratios=widths, hspace=0.6,
-                            left=0.02, right=0.99, top=0.97, bottom=0.02)
-    for r, (caption, pic, maps) in enumerate(rows):
-        _show(fig.add_subplot(grid[r, 0]), pic, caption)
-        for c, (label, m) in enumerate(maps):
-            _show(fig.add_subplot(grid[r, c + 1]), mosaic(m), label, cmap="viridis")
+    label_px = 9                                    # px above each block for its label
+    blocks = [[_tiles([r[1]], 1, 0)] + [_grey_rgb(mosaic(m)) for _, m in r[2]] for r in rows]
+    heights = [max(b.shape[0] for b in row) + label_px for row in blocks]
+    widths = [max(row[c].shape[1] for row in blocks if c < len(row)) for c in range(1 + n_maps)]
+    gap = 6                                         # px between columns
+    total_w = sum(widths) + gap * (len(widths) - 1)
+    total_h = sum(heights)
+    sheet = np.ones((total_h, total_w, 3), dtype=np.float32)
+    fig = _figure(PANEL_W, PANEL_W * total_h / total_w)
+    ax = fig.add_axes((0, 0, 1, 1))
+    y = 0
+    for r, (row, height) in enumerate(zip(blocks, heights)):
+        x = 0
+        for c, block in enumerate(row):
+            sheet[y + label_px:y + label_px + block.shape[0], x:x + block.shape[1]] = block
+            label = rows[r][0] if c == 0 else rows[r][2][c - 1][0]
+            ax.text(x, y + label_px - 1, label, fontsize=7, va="bottom", ha="left")
+            x += widths[c] + gap
+        y += height
+    ax.imshow(sheet, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
     return _png(fig)
 
 

@@ -205,9 +205,10 @@ def _pairs_section(doc, pairs, pred, truth, probs, seen, shape, names):
         idx = np.flatnonzero((truth[:len(seen)] == t) & (pred[:len(seen)] == p))[:PAIR_EXAMPLES]
         a, b = _gallery(seen, shape, idx, lambda i: f"{names[t]} as {names[p]}\n"
                         f"{probs[i, p]:.0%}")
-        pics += a
-        caps += b
-    if pics:
+        pad = PAIR_EXAMPLES - len(a)  # one row per pair
+        pics += a + [None] * pad
+        caps += b + [""] * pad
+    if any(p is not None for p in pics):
         doc.image("confused_pairs.png", figures.gallery_png(pics, caps, PAIR_EXAMPLES),
                   f"examples of each pair among the first {len(seen)} validation images "
                   "(true as predicted, confidence)")
