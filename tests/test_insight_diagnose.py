@@ -144,3 +144,33 @@ def test_run_findings_read_momentum_and_steps_from_the_run_files():
     assert d.bn_momentum({"layers": [{"Dense": {"units": 3}}]}) is None
     assert d.run_history_findings(LECTURE_10, {"model": {}}, metrics) == []
     assert d.run_history_findings(BN_2, config, {}) == []  # no class count: no claim
+
+
+def test_the_experiment_report_names_the_warmup_instead_of_more_overfitting():
+    from pathlib import Path
+    from cnnlab.experiments.collect import Group, RunData, summarize
+    from cnnlab.experiments.report import finding_parts
+
+    def run(i, history, model):
+        metrics = {"status": "finished", "final_val_accuracy": history["val_accuracy"][-1],
+                   "best_val_accuracy": max(history["val_accuracy"]),
+                   "final_accuracy": history["accuracy"][-1], "steps_per_epoch": 63,
+                   "data": {"num_classes": 10}, "params": 1000, "epoch_seconds": [1.0]}
+        return RunData(f"r{i}", Path(f"r{i}"), metrics, history, {"model": model})
+    lecture_2 = {k: v[:2] for k, v in LECTURE_10.items()}
+    wobble = [0.0, 0.002]  # two seeds per side, so the gap's change can be significant
+    base = Group("base", "base", [run(i, dict(lecture_2, val_accuracy=[0.9115, 0.9485 + w]), {})
+                                  for i, w in enumerate(wobble)])
+    bn_model = {"layers": [{"Conv2D": {}}, {"BatchNormalization": {}}]}
+    bn = Group("batchnorm", "BatchNormalization after each Conv2D",
+               [run(2 + i, dict(BN_2, val_accuracy=[0.1125, 0.1125 + w]), bn_model)
+                for i, w in enumerate(wobble)])
+    rows = summarize([base, bn])
+    assert rows[1].gap_delta.significant  # the old report said "more overfitting" here
+    _, text = finding_parts(rows[1], rows[0])
+    assert "more overfitting" not in text
+    assert "not overfitting, BatchNormalization's moving statistics" in text
+    assert "Diagnosis in 2 of 2 runs: BatchNormalization not warmed up" in text
+    assert "126 training steps" in text
+    _, base_text = finding_parts(rows[0], rows[0])
+    assert "Diagnosis" not in base_text
