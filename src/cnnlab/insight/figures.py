@@ -116,12 +116,12 @@ def pipeline_png(pic, outputs, probs, class_names, sal_map=None, cam=None, title
 
     outputs: `maps.layer_outputs` of the batch; probs: (N, classes); sal_map/cam: (N, H, W)
     or None."""
-    heights = [2.4] + [_layer_rows(o) for o in outputs] + [0.6 + 0.22 * len(class_names)]
-    fig = _figure(PANEL_W, sum(heights) + 0.9)
+    heights = [2.4] + [_layer_rows(o) for o in outputs] + [0.5 + 0.16 * len(class_names)]
+    fig = _figure(PANEL_W, sum(heights) + 1.1)
     grid = fig.add_gridspec(len(heights), 1, height_ratios=heights, hspace=0.5,
-                            left=0.06, right=0.97, top=1 - 0.75 / (sum(heights) + 0.9),
+                            left=0.06, right=0.97, top=1 - 1.0 / (sum(heights) + 1.1),
                             bottom=0.02)
-    fig.suptitle(title, fontsize=11)
+    fig.suptitle(title, fontsize=11, y=1 - 0.15 / (sum(heights) + 1.1), va="top")
     top = grid[0].subgridspec(1, 3, wspace=0.3)
     if pic is not None:
         _show(fig.add_subplot(top[0]), pic, "input, as the model sees it")
@@ -133,6 +133,11 @@ def pipeline_png(pic, outputs, probs, class_names, sal_map=None, cam=None, title
         if cam is not None:
             _overlay(fig.add_subplot(top[2]), pic, cam["map"][index],
                      f"Grad-CAM on {cam['layer']}")
+        else:
+            ax = fig.add_subplot(top[2])
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, "no Grad-CAM:\nthe model has no\nconvolution layer",
+                    ha="center", va="center", fontsize=9)
     for k, o in enumerate(outputs, start=1):
         ax = fig.add_subplot(grid[k])
         a = o.array[index]

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import SpecError
 from ..runs import DEFAULT_ROOT, find_run, load, read_json
 from . import diagnose, figures, maps, scores
 from .page import Document
@@ -277,6 +278,11 @@ def write_run_report(run, root=DEFAULT_ROOT, out=None) -> dict:
     run_dir = find_run(run, root)
     model = load(run_dir, root)
     cfg = model.run_config
+    spec = model.to_spec()
+    if len(spec.inputs) != 1 or len(spec.outputs) != 1 or len(spec.output_shape) != 1:
+        raise SpecError(f"`cnnlab report` needs a classifier with one input and one vector "
+                        f"output. Received a model with {len(spec.inputs)} input(s) and "
+                        f"output shape(s) {', '.join(str((None, *spec.source_shape(o))) for o in spec.output_ids)}.")
     history = read_json(run_dir / "history.json", {}) or {}
     metrics = read_json(run_dir / "metrics.json", {}) or {}
     metrics.setdefault("name", run_dir.name)
