@@ -152,3 +152,19 @@ def test_ece_against_a_hand_computation():
     ece = (2 / 5) * abs(0.5 - 0.925) + (2 / 5) * abs(0.5 - 0.625) + (1 / 5) * abs(1 - 0.5)
     assert cal["ece"] == pytest.approx(ece)
     assert scores.calibration(np.eye(3), [0, 1, 2])["ece"] == 0.0
+
+
+def test_dead_relu_units_are_counted_on_the_images():
+    from cnnlab.insight import diagnose
+    from cnnlab.insight.report import _ever_active
+    m = lecture()
+    w, b = m.layers[5].get_weights()
+    b[:40] = -1e4  # 40 of the 64 dense units can never fire
+    m.layers[5].set_weights([w, b])
+    x = digits(20)
+    ever = _ever_active(m, x, maps.relu_layers(m))
+    assert sorted(ever) == ["conv2d", "conv2d_1", "dense"]
+    assert ever["dense"].shape == (64,) and ever["conv2d"].shape == (32,)
+    assert not ever["dense"][:40].any()
+    f = diagnose.dead_relu(ever, len(x))
+    assert f.evidence["layers"]["dense"]["dead"] == 64 - int(ever["dense"][40:].sum()) >= 40

@@ -127,6 +127,10 @@ def build_report(model, history: dict, metrics: dict, config: dict, summary: str
         doc.finding("No problem found", "None of the diagnoses' rules fired: no overfitting, "
                     "underfitting, learning-rate, BatchNormalization, dead-unit, "
                     "never-predicted-class or data finding.", ok=True)
+    if ever:
+        doc.text(f"ReLU units never active on {len(sample)} validation images (a diagnosis "
+                 f"from {diagnose.DEAD_SHARE:.0%} of a layer): " + ", ".join(
+                     f"{name} {int((~a).sum())} of {a.size}" for name, a in ever.items()) + ".")
     doc.heading("Config and summary")
     doc.pre(config_text or json.dumps(config, indent=1, default=str))
     if summary:
@@ -168,7 +172,9 @@ def build_report(model, history: dict, metrics: dict, config: dict, summary: str
                "ece": cal["ece"], "calibration": {"count": cal["count"].tolist(),
                                                   "confidence": cal["confidence"].tolist(),
                                                   "accuracy": cal["accuracy"].tolist()},
-               "findings": [f.to_dict() for f in found], "sample_images": int(len(sample))}
+               "findings": [f.to_dict() for f in found], "sample_images": int(len(sample)),
+               "relu_never_active": {name: [int((~a).sum()), int(a.size)]
+                                     for name, a in ever.items()}}
     return doc, numbers
 
 
