@@ -175,3 +175,23 @@ def test_the_experiment_report_names_the_warmup_instead_of_more_overfitting():
     assert "126 training steps" in text
     _, base_text = finding_parts(rows[0], rows[0])
     assert "Diagnosis" not in base_text
+
+
+HIGH_LR = {  # the lecture's model, Adam at 0.05 for 5 epochs on mnist-sample (a real run)
+    "loss": [2.9110, 2.3039, 2.3046, 2.3035, 2.3026],
+    "accuracy": [0.105125, 0.105125, 0.104875, 0.10225, 0.1055],
+    "val_loss": [2.3014, 2.3043, 2.3031, 2.3019, 2.3018],
+    "val_accuracy": [0.1125, 0.107, 0.1125, 0.1, 0.1125]}
+
+
+def test_training_stuck_at_chance_after_a_too_high_rate_is_not_called_underfitting():
+    found = d.diagnose_history(HIGH_LR, num_classes=10)
+    assert kinds(found) == ["stuck_at_chance"]
+    f = found[0]
+    assert "learning rate too high" in f.title
+    assert f.evidence["uniform_loss"] == pytest.approx(math.log(10))
+    assert f.evidence["first_loss"] == 2.9110
+    # flat at ln(10) from the start: no claim about the learning rate
+    flat = dict(HIGH_LR, loss=[2.3030, 2.3027, 2.3026, 2.3026, 2.3026])
+    assert d.stuck_at_chance(flat, 10).title == "Training stuck at chance"
+    assert d.stuck_at_chance(LECTURE_10, 10) is None and d.stuck_at_chance(BN_2, 10) is None

@@ -133,6 +133,38 @@ def learning_rate_too_low(history: dict) -> Finding | None:
     return None
 
 
+def stuck_at_chance(history: dict, num_classes: int) -> Finding | None:
+    """Training accuracy at chance (<= CHANCE_MARGIN / classes) and the training loss flat
+    (fell < UNDERFIT_PLATEAU over the last epoch) within 5% of ln(classes), the loss of
+    predicting every class equally: the model gives (nearly) the same output for every image.
+    The learning rate is named as the likely cause when the first epoch's loss was above
+    ln(classes), i.e. training made the model worse than guessing before it went flat."""
+    key = accuracy_key(history)
+    loss, acc = _series(history, "loss"), _series(history, key) if key else []
+    k = max(2, int(num_classes))
+    if len(loss) < 2 or not acc or not all(map(math.isfinite, loss)) or loss[-2] <= 0:
+        return None
+    uniform = math.log(k)
+    change = (loss[-2] - loss[-1]) / loss[-2]
+    if not (acc[-1] <= CHANCE_MARGIN * chance(k) and abs(loss[-1] - uniform) <= 0.05 * uniform
+            and change < UNDERFIT_PLATEAU):
+        return None
+    jumped = loss[0] > uniform * 1.05
+    return Finding("stuck_at_chance", "Training stuck at chance" + (
+                       " (learning rate too high)" if jumped else ""),
+                   f"Training accuracy is {_pt(acc[-1])} (chance: {_pt(chance(k))}) and the "
+                   f"training loss sits at {loss[-1]:.4g}, the loss of giving all {k} classes "
+                   f"the same probability (ln {k} = {uniform:.4g}): the model outputs nearly "
+                   "the same for every image."
+                   + (f" The first epoch's loss, {loss[0]:.4g}, was above that: the first "
+                      "updates threw the weights off (ReLU units die, outputs collapse)."
+                      if jumped else ""),
+                   "Lower the learning rate (e.g. 10x)" + ("" if jumped else
+                   ", check that the labels match the images") + ", and start again.",
+                   {"final_accuracy": acc[-1], "final_loss": loss[-1], "uniform_loss": uniform,
+                    "first_loss": loss[0], "chance": chance(k)})
+
+
 def underfitting(history: dict, num_classes: int) -> Finding | None:
     """The train accuracy ended below UNDERFIT_ACCURACY and the train loss has levelled off
     (fell less than UNDERFIT_PLATEAU over the last epoch), validation no better: the model
@@ -240,7 +272,8 @@ def diagnose_history(history: dict, num_classes: int, bn_momentum: float | None 
                      steps: int | None = None) -> list[Finding]:
     """Every history diagnosis that applies, most fundamental first: a NaN or diverging
     loss hides the rest; the BN warm-up explains a gap that would otherwise read as
-    overfitting; underfitting and a too-low rate exclude each other."""
+    overfitting; training stuck at chance is not underfitting; underfitting and a too-low
+    rate exclude each other."""
     high = learning_rate_too_high(history)
     if high is not None and "first_nan_epoch" in high.evidence:
         return [high]
@@ -249,9 +282,11 @@ def diagnose_history(history: dict, num_classes: int, bn_momentum: float | None 
     found.append(bn)
     if bn is None:
         found.append(overfitting(history, num_classes))
-    low = learning_rate_too_low(history) if high is None else None
+    stuck = stuck_at_chance(history, num_classes) if high is None else None
+    found.append(stuck)
+    low = learning_rate_too_low(history) if high is None and stuck is None else None
     found.append(low)
-    if low is None and bn is None:
+    if low is None and bn is None and stuck is None:
         found.append(underfitting(history, num_classes))
     return [f for f in found if f is not None]
 

@@ -127,7 +127,7 @@ def layer_outputs(model, x) -> list[LayerOutput]:
     return out
 
 
-def _class_scores(model, xb: torch.Tensor, values, classes) -> tuple[torch.Tensor, np.ndarray]:
+def _class_scores(model, values, classes) -> tuple[torch.Tensor, np.ndarray]:
     """The score (logit) of each image's class: `classes` (N ints), or the predicted ones."""
     spec = model.to_spec()
     out = values[spec.output_ids[0]]
@@ -153,7 +153,7 @@ def saliency(model, x, classes=None) -> dict:
     xb = input_batch(model, x).to(model.device).requires_grad_(True)
     with _eval_mode(model), torch.enable_grad():
         values = _trace(model, xb, logits=True)
-        score, idx = _class_scores(model, xb, values, classes)
+        score, idx = _class_scores(model, values, classes)
         (grad,) = torch.autograd.grad(score, xb)
     g = grad.detach().cpu().numpy().astype(np.float32)
     m = np.abs(g).max(axis=-1) if len(spec.input_shape) == 3 else np.abs(g)
@@ -193,7 +193,7 @@ def grad_cam(model, x, classes=None, layer: int | None = None) -> dict | None:
         return t
     with _eval_mode(model), torch.enable_grad():
         values = _trace(model, xb, logits=True, keep=keep)
-        score, idx = _class_scores(model, xb, values, classes)
+        score, idx = _class_scores(model, values, classes)
         a = held["a"]
         (grad,) = torch.autograd.grad(score, a)
     weights = grad.mean(dim=(2, 3), keepdim=True)               # (N, C, 1, 1)

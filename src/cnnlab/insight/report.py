@@ -70,14 +70,10 @@ def _ever_active(model, x: np.ndarray, relu: list[int]) -> dict:
     return active
 
 
-def _pic(seen: np.ndarray, shape):
-    return figures.picture(seen, shape)
-
-
 def _gallery(seen, shape, idx, caption) -> tuple[list, list]:
     pics, caps = [], []
     for i in idx:
-        p = _pic(seen[i], shape)
+        p = figures.picture(seen[i], shape)
         if p is not None:
             pics.append(p)
             caps.append(caption(i))
@@ -268,7 +264,7 @@ def _class_maps_section(doc, model, sample, seen, truth, pred, names):
     convs = [o for o in outs if o.type in maps.CONV_TYPES and o.array.ndim == 4][:2]
     if not convs:
         return
-    rows = [(f"{names[truth[i]]} (pred {names[pred[i]]})", _pic(seen[i], spec.input_shape),
+    rows = [(f"{names[truth[i]]} (pred {names[pred[i]]})", figures.picture(seen[i], spec.input_shape),
              [(f"{o.name} ({o.type}) {o.array.shape[-1]} maps", o.array[r]) for o in convs])
             for r, i in enumerate(chosen)]
     doc.heading("Feature maps, one validation image per class")
