@@ -192,6 +192,20 @@ def test_training_stuck_at_chance_after_a_too_high_rate_is_not_called_underfitti
     assert f.evidence["uniform_loss"] == pytest.approx(math.log(10))
     assert f.evidence["first_loss"] == 2.9110
     # flat at ln(10) from the start: no claim about the learning rate
-    flat = dict(HIGH_LR, loss=[2.3030, 2.3027, 2.3026, 2.3026, 2.3026])
+    flat = dict(HIGH_LR, loss=[2.3030, 2.3027, 2.3028, 2.3026, 2.3026])
     assert d.stuck_at_chance(flat, 10).title == "Training stuck at chance"
     assert d.stuck_at_chance(LECTURE_10, 10) is None and d.stuck_at_chance(BN_2, 10) is None
+
+
+LOW_LR = {  # the lecture's model, SGD at 0.0005 for 5 epochs on mnist-sample (a real run)
+    "loss": [2.3153, 2.3102, 2.3053, 2.3007, 2.2962],
+    "accuracy": [0.113875, 0.11725, 0.12025, 0.123125, 0.129375],
+    "val_loss": [2.3129, 2.3079, 2.3032, 2.2987, 2.2944],
+    "val_accuracy": [0.111, 0.1125, 0.115, 0.118, 0.1235]}
+
+
+def test_a_too_low_rate_near_chance_is_slow_progress_not_stuck():
+    found = d.diagnose_history(LOW_LR, num_classes=10)
+    assert kinds(found) == ["lr_too_low"]
+    assert found[0].evidence["relative_drop"] == pytest.approx((2.3153 - 2.2962) / 2.3153)
+    assert "Raise the learning rate" in found[0].advice

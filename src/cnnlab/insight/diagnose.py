@@ -138,7 +138,9 @@ def stuck_at_chance(history: dict, num_classes: int) -> Finding | None:
     (fell < UNDERFIT_PLATEAU over the last epoch) within 5% of ln(classes), the loss of
     predicting every class equally: the model gives (nearly) the same output for every image.
     The learning rate is named as the likely cause when the first epoch's loss was above
-    ln(classes), i.e. training made the model worse than guessing before it went flat."""
+    ln(classes), i.e. training made the model worse than guessing before it went flat.
+    A loss that fell in each of the last two epochs without that jump is slow progress
+    (learning_rate_too_low), not this."""
     key = accuracy_key(history)
     loss, acc = _series(history, "loss"), _series(history, key) if key else []
     k = max(2, int(num_classes))
@@ -150,6 +152,9 @@ def stuck_at_chance(history: dict, num_classes: int) -> Finding | None:
             and change < UNDERFIT_PLATEAU):
         return None
     jumped = loss[0] > uniform * 1.05
+    tail = loss[-3:]
+    if not jumped and len(tail) == 3 and tail[0] > tail[1] > tail[2]:
+        return None  # still falling, slowly: learning_rate_too_low's case, not stuck
     return Finding("stuck_at_chance", "Training stuck at chance" + (
                        " (learning rate too high)" if jumped else ""),
                    f"Training accuracy is {_pt(acc[-1])} (chance: {_pt(chance(k))}) and the "
