@@ -21,8 +21,7 @@ import numpy as np
 
 # -- the rules' thresholds, in one place ---------------------------------------------------
 OVERFIT_VAL_RISE = 0.15     # val loss at the end >= 15% above its minimum ...
-OVERFIT_MIN_EPOCHS = 2      # ... reached at least 2 epochs before the end ...
-OVERFIT_GAP_GROWTH = 0.01   # ... while the train-val accuracy gap grew by >= 1 point
+OVERFIT_MIN_EPOCHS = 2      # ... reached at least 2 epochs before the end
 UNDERFIT_ACCURACY = 0.80    # final train accuracy below 80% ...
 UNDERFIT_PLATEAU = 0.02     # ... and the train loss fell < 2% (relative) over the last epoch
 LR_LOW_DROP = 0.20          # train loss fell every epoch, but < 20% in all, from first to last
@@ -196,39 +195,41 @@ def underfitting(history: dict, num_classes: int) -> Finding | None:
 
 def overfitting(history: dict, num_classes: int) -> Finding | None:
     """Validation loss ended >= OVERFIT_VAL_RISE above its minimum, reached at least
-    OVERFIT_MIN_EPOCHS epochs before the end, while the train loss kept falling and the
-    train-val accuracy gap grew by >= OVERFIT_GAP_GROWTH; validation accuracy above chance
-    (at chance, see batchnorm_warmup). The overfitting began after the minimum's epoch."""
+    OVERFIT_MIN_EPOCHS epochs before the end, while the train loss kept falling: the
+    train-val loss gap grew. With accuracies, the accuracy gap must not have shrunk and
+    validation must be above chance (at chance, see batchnorm_warmup). The overfitting
+    began in the epoch after the minimum. Needs validation every epoch."""
     key = accuracy_key(history)
     loss, vloss = _series(history, "loss"), _series(history, "val_loss")
     acc = _series(history, key) if key else []
     vacc = _series(history, f"val_{key}") if key else []
     n = len(vloss)
-    if n < OVERFIT_MIN_EPOCHS + 1 or len(loss) < n or not all(map(math.isfinite, vloss + loss)):
+    if n < OVERFIT_MIN_EPOCHS + 1 or len(loss) != n or not all(map(math.isfinite, vloss + loss)):
         return None
     best = int(np.argmin(vloss))
     if n - 1 - best < OVERFIT_MIN_EPOCHS or vloss[best] <= 0:
         return None
     rise = (vloss[-1] - vloss[best]) / vloss[best]
-    if rise < OVERFIT_VAL_RISE or not loss[n - 1] < loss[best]:
+    if rise < OVERFIT_VAL_RISE or not loss[-1] < loss[best]:
         return None
     evidence = {"best_val_loss_epoch": best + 1, "min_val_loss": vloss[best],
                 "final_val_loss": vloss[-1], "val_loss_rise": rise,
-                "train_loss_at_best": loss[best], "final_train_loss": loss[n - 1],
+                "train_loss_at_best": loss[best], "final_train_loss": loss[-1],
+                "loss_gap_at_best": vloss[best] - loss[best], "final_loss_gap": vloss[-1] - loss[-1],
                 "began_epoch": best + 2}
-    if acc and len(vacc) == n and len(acc) >= n:
-        gap0, gap1 = acc[best] - vacc[best], acc[n - 1] - vacc[-1]
-        if gap1 - gap0 < OVERFIT_GAP_GROWTH or vacc[-1] <= CHANCE_MARGIN * chance(num_classes):
+    gap_words = (f"; the val-train loss gap grew from {vloss[best] - loss[best]:.4g} to "
+                 f"{vloss[-1] - loss[-1]:.4g}")
+    if len(acc) == n and len(vacc) == n:
+        gap0, gap1 = acc[best] - vacc[best], acc[-1] - vacc[-1]
+        if gap1 < gap0 or vacc[-1] <= CHANCE_MARGIN * chance(num_classes):
             return None
         evidence.update({"gap_at_best": gap0, "final_gap": gap1})
-        gap_words = (f"; the train-val accuracy gap grew from {100 * gap0:.1f} to "
-                     f"{100 * gap1:.1f} points")
-    else:
-        return None  # without accuracies the gap cannot be shown: no diagnosis
+        gap_words += (f" and the train-val accuracy gap from {100 * gap0:.1f} to "
+                      f"{100 * gap1:.1f} points")
     return Finding("overfitting", f"Overfitting from epoch {best + 2}",
                    f"Validation loss was lowest at epoch {best + 1} ({vloss[best]:.4g}) and "
                    f"rose {_pt(rise)} to {vloss[-1]:.4g} by epoch {n} while the training loss "
-                   f"kept falling ({loss[best]:.4g} -> {loss[n - 1]:.4g}){gap_words}.",
+                   f"kept falling ({loss[best]:.4g} -> {loss[-1]:.4g}){gap_words}.",
                    f"Stop around epoch {best + 1} (EarlyStopping(monitor='val_loss', "
                    "restore_best_weights=True)), add Dropout or augmentation, or use more data.",
                    evidence)
