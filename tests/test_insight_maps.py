@@ -115,8 +115,15 @@ def test_a_graph_model_on_colour_images_is_explained_and_reported():
     res = explain_model(m, x[:2], ["r", "g", "b"], ["a.png", "b.png"])
     assert [r["png"][:8] for r in res] == [b"\x89PNG\r\n\x1a\n"] * 2
     truth = np.arange(12) % 3
-    doc, numbers = build_report(m, {"loss": [1.0, 0.9], "accuracy": [0.4, 0.5]}, {"name": "rgb"},
-                                {"model": {}}, "", ["r", "g", "b"], x, truth, truth)
+    history = {"loss": [0.9, 0.3], "accuracy": [0.7, 0.9], "val_loss": [1.5, 1.6],
+               "val_accuracy": [0.33, 0.34]}
+    doc, numbers = build_report(m, history, {"name": "rgb", "steps_per_epoch": 10,
+                                             "data": {"num_classes": 3}},
+                                {"model": {"layers": [{"BatchNormalization": {}}]}}, "",
+                                ["r", "g", "b"], x, truth, truth)
+    assert numbers["findings"][0]["kind"] == "batchnorm_warmup"
+    assert numbers["findings"][0]["evidence"]["steps"] == 20
+    assert "BatchNormalization not warmed up" in doc.html()
     pred = m.predict(x, verbose=0).argmax(1)
     assert numbers["confusion_matrix"] == [[int(((truth == t) & (pred == p)).sum())
                                             for p in range(3)] for t in range(3)]

@@ -26,8 +26,10 @@ UNDERFIT_ACCURACY = 0.80    # final train accuracy below 80% ...
 UNDERFIT_PLATEAU = 0.02     # ... and the train loss fell < 2% (relative) over the last epoch
 LR_LOW_DROP = 0.20          # train loss fell every epoch, but < 20% in all, from first to last
 LR_HIGH_RISE = 0.01         # an epoch's train loss > 1% above the previous one counts as a rise
-CHANCE_MARGIN = 1.5         # "at chance": val accuracy <= 1.5 / classes
-TRAIN_HIGH = 0.5            # "training is high": train accuracy >= 50% (and >= 3x chance)
+CHANCE_MARGIN = 1.5         # "at chance": accuracy <= 1.5 / classes, and <= chance + 10 pt
+CHANCE_POINTS = 0.10        #   (for 2 or 3 classes 1.5x chance would be far from chance)
+TRAIN_HIGH = 0.5            # "training is high": train accuracy >= 50%, and at least half-way
+                            #   from chance to 100%
 BN_RESIDUE = 0.01           # moving statistics "warm" once momentum**steps < 1%
 DEAD_SHARE = 0.5            # a layer with >= 50% of its ReLU units never active (the
                             # lecture's 10-epoch run has 14 of 64 dense units dead, 22%)
@@ -78,6 +80,16 @@ def _pt(x: float) -> str:
 
 def chance(num_classes: int) -> float:
     return 1.0 / max(1, int(num_classes))
+
+
+def at_chance(accuracy: float, num_classes: int) -> bool:
+    c = chance(num_classes)
+    return accuracy <= min(CHANCE_MARGIN * c, c + CHANCE_POINTS)
+
+
+def well_learned(accuracy: float, num_classes: int) -> bool:
+    c = chance(num_classes)
+    return accuracy >= max(TRAIN_HIGH, c + (1 - c) / 2)
 
 
 # -- over histories --------------------------------------------------------------------------
@@ -133,7 +145,7 @@ def learning_rate_too_low(history: dict) -> Finding | None:
 
 
 def stuck_at_chance(history: dict, num_classes: int) -> Finding | None:
-    """Training accuracy at chance (<= CHANCE_MARGIN / classes) and the training loss flat
+    """Training accuracy at chance (`at_chance`) and the training loss flat
     (fell < UNDERFIT_PLATEAU over the last epoch) within 5% of ln(classes), the loss of
     predicting every class equally: the model gives (nearly) the same output for every image.
     The learning rate is named as the likely cause when the first epoch's loss was above
@@ -147,7 +159,7 @@ def stuck_at_chance(history: dict, num_classes: int) -> Finding | None:
         return None
     uniform = math.log(k)
     change = (loss[-2] - loss[-1]) / loss[-2]
-    if not (acc[-1] <= CHANCE_MARGIN * chance(k) and abs(loss[-1] - uniform) <= 0.05 * uniform
+    if not (at_chance(acc[-1], k) and abs(loss[-1] - uniform) <= 0.05 * uniform
             and change < UNDERFIT_PLATEAU):
         return None
     jumped = loss[0] > uniform * 1.05
@@ -221,7 +233,7 @@ def overfitting(history: dict, num_classes: int) -> Finding | None:
                  f"{vloss[-1] - loss[-1]:.4g}")
     if len(acc) == n and len(vacc) == n:
         gap0, gap1 = acc[best] - vacc[best], acc[-1] - vacc[-1]
-        if gap1 < gap0 or vacc[-1] <= CHANCE_MARGIN * chance(num_classes):
+        if gap1 < gap0 or at_chance(vacc[-1], num_classes):
             return None
         evidence.update({"gap_at_best": gap0, "final_gap": gap1})
         gap_words += (f" and the train-val accuracy gap from {100 * gap0:.1f} to "
@@ -238,8 +250,8 @@ def overfitting(history: dict, num_classes: int) -> Finding | None:
 def batchnorm_warmup(history: dict, num_classes: int, momentum: float | None,
                      steps: int | None) -> Finding | None:
     """A model with BatchNormalization (`momentum`: its moving statistics' momentum; None:
-    no BN) whose validation accuracy is at chance (<= CHANCE_MARGIN / classes) while its
-    training accuracy is high (>= TRAIN_HIGH and >= 3x chance): inference uses the moving
+    no BN) whose validation accuracy is at chance (`at_chance`) while its training
+    accuracy is high (`well_learned`): inference uses the moving
     statistics, which after `steps` updates still weigh momentum**steps of their initial
     values (mean 0, variance 1). Silent once that weight is under BN_RESIDUE."""
     key = accuracy_key(history)
@@ -250,7 +262,7 @@ def batchnorm_warmup(history: dict, num_classes: int, momentum: float | None,
         return None
     c = chance(num_classes)
     residue = float(momentum) ** steps if steps else None
-    if not (vacc[-1] <= CHANCE_MARGIN * c and acc[-1] >= max(TRAIN_HIGH, 3 * c)):
+    if not (at_chance(vacc[-1], num_classes) and well_learned(acc[-1], num_classes)):
         return None
     if residue is not None and residue < BN_RESIDUE:
         return None
