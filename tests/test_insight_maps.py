@@ -54,7 +54,8 @@ def test_layer_outputs_have_keras_names_shapes_and_equal_the_model():
         ("flatten", "Flatten", (None, 2304)), ("dense", "Dense", (None, 64)),
         ("dense_1", "Dense", (None, 10))]
     assert all(o.array.shape == (6, *o.shape[1:]) for o in outs)
-    np.testing.assert_allclose(outs[-1].array, m.predict(x, verbose=0), atol=1e-6)
+    # predict runs the fast path (with the kernels, Winograd's F(4x4, 3x3)): float rounding
+    np.testing.assert_allclose(outs[-1].array, m.predict(x, verbose=0), atol=1e-5)
     # the first feature maps by hand: Keras's kernel on the scaled input, then ReLU
     kernel, bias = m.layers[0].get_weights()
     xt = torch.from_numpy(x.astype(np.float32) / 255).permute(0, 3, 1, 2)
@@ -73,8 +74,10 @@ def test_saliency_is_autograds_input_gradient_of_the_predicted_logit():
     pred = logits.argmax(1)
     logits.gather(1, pred[:, None]).sum().backward()
     np.testing.assert_array_equal(s["classes"], pred.numpy())
-    np.testing.assert_allclose(s["gradient"], xb.grad.numpy(), rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(s["map"], np.abs(xb.grad.numpy()).max(-1), rtol=1e-4, atol=1e-7)
+    # the model's own forward and backward may be the fused kernels': equal up to rounding
+    tol = 1e-4 * float(np.abs(xb.grad.numpy()).max())
+    np.testing.assert_allclose(s["gradient"], xb.grad.numpy(), rtol=1e-3, atol=tol)
+    np.testing.assert_allclose(s["map"], np.abs(xb.grad.numpy()).max(-1), rtol=1e-3, atol=tol)
 
 
 def test_grad_cam_weights_the_last_convolution_by_its_mean_gradient():
@@ -110,7 +113,7 @@ def test_a_graph_model_on_colour_images_is_explained_and_reported():
     assert [o.name for o in outs] == ["stem", "branch", "skip", "activation", "max_pooling2d",
                                       "flatten", "dense"]
     np.testing.assert_allclose(outs[2].array, outs[0].array + outs[1].array, atol=1e-6)
-    np.testing.assert_allclose(outs[-1].array, m.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(outs[-1].array, m.predict(x, verbose=0), atol=1e-5)
     assert maps.grad_cam(m, x)["layer"] == "branch"
     res = explain_model(m, x[:2], ["r", "g", "b"], ["a.png", "b.png"])
     assert [r["png"][:8] for r in res] == [b"\x89PNG\r\n\x1a\n"] * 2
