@@ -115,18 +115,7 @@ def build_report(model, history: dict, metrics: dict, config: dict, summary: str
 
     doc = Document(f"Run report: {metrics.get('name') or 'run'}")
     _overview(doc, metrics, history, accuracy, n)
-    doc.heading("Diagnoses")
-    if found:
-        for f in found:
-            doc.finding(f.title, f"{f.text} What to do: {f.advice}")
-    else:
-        doc.finding("No problem found", "None of the diagnoses' rules fired: no overfitting, "
-                    "underfitting, learning-rate, BatchNormalization, dead-unit, "
-                    "never-predicted-class or data finding.", ok=True)
-    if ever:
-        doc.text(f"ReLU units never active on {len(sample)} validation images (a diagnosis "
-                 f"from {diagnose.DEAD_SHARE:.0%} of a layer): " + ", ".join(
-                     f"{name} {int((~a).sum())} of {a.size}" for name, a in ever.items()) + ".")
+    _diagnoses_section(doc, found, ever, len(sample))
     doc.heading("Config and summary")
     doc.pre(config_text or json.dumps(config, indent=1, default=str))
     if summary:
@@ -156,22 +145,42 @@ def build_report(model, history: dict, metrics: dict, config: dict, summary: str
              "|accuracy - mean confidence|).")
     doc.image("reliability.png", figures.reliability_png(cal), "reliability diagram")
 
-    numbers = {"images": n, "accuracy": accuracy, "confusion_matrix": cm.tolist(),
-               "class_names": list(map(str, class_names)),
-               "per_class": {str(class_names[c]): {"precision": float(pc["precision"][c]),
-                                                   "recall": float(pc["recall"][c]),
-                                                   "f1": float(pc["f1"][c]),
-                                                   "support": int(pc["support"][c])}
-                             for c in range(k)},
-               "most_confused": [{"true": class_names[t], "predicted": class_names[p],
-                                  "count": c} for t, p, c in pairs],
-               "ece": cal["ece"], "calibration": {"count": cal["count"].tolist(),
-                                                  "confidence": cal["confidence"].tolist(),
-                                                  "accuracy": cal["accuracy"].tolist()},
-               "findings": [f.to_dict() for f in found], "sample_images": int(len(sample)),
-               "relu_never_active": {name: [int((~a).sum()), int(a.size)]
-                                     for name, a in ever.items()}}
+    numbers = _numbers(cm, pc, cal, pairs, class_names, found, ever, len(sample))
     return doc, numbers
+
+
+def _numbers(cm, pc, cal, pairs, names, found, ever, sample) -> dict:
+    """What report.json holds: the numbers behind the page."""
+    n = int(cm.sum())
+    return {"images": n, "accuracy": float(np.trace(cm) / n) if n else math.nan,
+            "confusion_matrix": cm.tolist(), "class_names": list(map(str, names)),
+            "per_class": {str(names[c]): {"precision": float(pc["precision"][c]),
+                                          "recall": float(pc["recall"][c]),
+                                          "f1": float(pc["f1"][c]),
+                                          "support": int(pc["support"][c])}
+                          for c in range(len(names))},
+            "most_confused": [{"true": names[t], "predicted": names[p], "count": c}
+                              for t, p, c in pairs],
+            "ece": cal["ece"], "calibration": {"count": cal["count"].tolist(),
+                                               "confidence": cal["confidence"].tolist(),
+                                               "accuracy": cal["accuracy"].tolist()},
+            "findings": [f.to_dict() for f in found], "sample_images": int(sample),
+            "relu_never_active": {name: [int((~a).sum()), int(a.size)]
+                                  for name, a in ever.items()}}
+
+
+def _diagnoses_section(doc, found, ever, sample):
+    doc.heading("Diagnoses")
+    for f in found:
+        doc.finding(f.title, f"{f.text} What to do: {f.advice}")
+    if not found:
+        doc.finding("No problem found", "None of the diagnoses' rules fired: no overfitting, "
+                    "underfitting, learning-rate, BatchNormalization, dead-unit, "
+                    "never-predicted-class or data finding.", ok=True)
+    if ever:
+        doc.text(f"ReLU units never active on {sample} validation images (a diagnosis "
+                 f"from {diagnose.DEAD_SHARE:.0%} of a layer): " + ", ".join(
+                     f"{name} {int((~a).sum())} of {a.size}" for name, a in ever.items()) + ".")
 
 
 def _overview(doc, metrics, history, accuracy, n):
