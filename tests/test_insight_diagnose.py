@@ -83,19 +83,19 @@ def test_overfitting_stays_silent_without_a_sustained_rise_or_a_growing_gap():
     assert d.overfitting(every_other, 10) is None
 
 
-LONG_25 = {  # the lecture's model on mnist-sample, the first 21 epochs of 25 (a real run)
+LONG_25 = {  # the lecture's model on mnist-sample, 25 epochs (a real run)
     "loss": [0.7753, 0.1949, 0.1235, 0.0883, 0.07, 0.0562, 0.0422, 0.0338, 0.029, 0.0196,
              0.0168, 0.0138, 0.0101, 0.0118, 0.0081, 0.0089, 0.0038, 0.0025, 0.0022, 0.0012,
-             0.0008],
+             0.0008, 0.0007, 0.0006, 0.0005, 0.0004],
     "accuracy": [0.7808, 0.9441, 0.9636, 0.9736, 0.9791, 0.9829, 0.9871, 0.9898, 0.9914, 0.9948,
                  0.9954, 0.9959, 0.9974, 0.9969, 0.9976, 0.9969, 0.9994, 0.9999, 0.9996, 1.0,
-                 1.0],
+                 1.0, 1.0, 1.0, 1.0, 1.0],
     "val_loss": [0.3189, 0.1735, 0.1378, 0.1332, 0.1059, 0.1182, 0.1109, 0.114, 0.1011, 0.115,
                  0.1068, 0.1149, 0.1064, 0.1225, 0.1244, 0.1228, 0.1181, 0.1191, 0.1203, 0.1238,
-                 0.123],
+                 0.123, 0.1249, 0.1297, 0.1283, 0.129],
     "val_accuracy": [0.9115, 0.9485, 0.957, 0.9575, 0.9705, 0.967, 0.9685, 0.9685, 0.9755,
                      0.976, 0.975, 0.973, 0.977, 0.9745, 0.971, 0.9745, 0.976, 0.9765, 0.9755,
-                     0.978, 0.9765]}
+                     0.978, 0.9765, 0.9775, 0.9755, 0.9755, 0.975]}
 
 
 def test_the_lectures_model_trained_too_long_overfits_from_epoch_10():
@@ -103,7 +103,7 @@ def test_the_lectures_model_trained_too_long_overfits_from_epoch_10():
     assert kinds(found) == ["overfitting"]
     e = found[0].evidence
     assert e["best_val_loss_epoch"] == 9 and e["began_epoch"] == 10
-    assert e["val_loss_rise"] == pytest.approx(0.123 / 0.1011 - 1)
+    assert e["val_loss_rise"] == pytest.approx(0.129 / 0.1011 - 1)
     assert e["final_gap"] > e["gap_at_best"]
 
 
