@@ -174,7 +174,8 @@ def curves_png(history: dict, acc_key: str | None) -> bytes:
         ax.set_title(key.capitalize())
         ax.set_xlabel("epoch")
         ax.legend(loc="lower right" if key != "loss" else "upper right")
-    fig.tight_layout()
+    # fixed margins: tight_layout measured every text and cost a third of the figure's time
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.9, wspace=0.2)
     return _png(fig)
 
 
@@ -201,7 +202,7 @@ def confusion_png(cm: np.ndarray, class_names, normalized: np.ndarray) -> bytes:
                             ha="center", va="center", fontsize=7,
                             color="white" if v > hi / 2 else "black")
         fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.1, top=0.93, wspace=0.25)
     return _png(fig)
 
 
@@ -328,5 +329,5 @@ def reliability_png(cal: dict) -> bytes:
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability diagram, ECE = {cal['ece']:.4f}")
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.92)
     return _png(fig)
