@@ -234,9 +234,10 @@ def _report_after_training(run_dir, quiet, out):
     from .insight.report import write_run_report
     try:
         r = write_run_report(run_dir, root=run_dir.parent)
-    except CnnlabError as err:
-        print(f"cnnlab: note: no run report ({err}). Retry with: cnnlab report {run_dir}",
-              file=sys.stderr)
+    except Exception as err:  # noqa: BLE001 - a report's failure must not fail the training
+        what = str(err) if isinstance(err, CnnlabError) else f"{type(err).__name__}: {err}"
+        print(f"cnnlab: note: no run report ({what}). The run is complete; retry with: "
+              f"cnnlab report {run_dir}", file=sys.stderr)
         return
     if not quiet:
         out.write(f"Report: {r['html']} ({r['seconds']:.1f}s)\n")
