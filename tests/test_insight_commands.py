@@ -111,7 +111,7 @@ def test_report_numbers_equal_a_direct_computation(capsys, trained, tmp_path):
     assert numbers["findings"] == r["findings"]
 
 
-def test_train_makes_the_report_unless_told_not_to(capsys, tmp_path):
+def test_train_makes_the_report_unless_told_not_to(capsys, tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (60, 12, 12)).astype(np.uint8)
     y = (np.arange(60) % 3).astype(np.uint8)
@@ -127,6 +127,15 @@ def test_train_makes_the_report_unless_told_not_to(capsys, tmp_path):
     assert code == 0, err
     report = tmp_path / "runs" / "b" / "report" / "report.html"
     assert report.is_file() and f"Report: {report}" in out
+    # a report that fails leaves the finished training's exit code, and says how to retry
+    import cnnlab.insight.report as rep
+
+    def broken(*a, **k):
+        raise ValueError("boom")
+    monkeypatch.setattr(rep, "write_run_report", broken)
+    code, out, err = run(capsys, "train", str(cfg), "--out", str(tmp_path / "runs"), "--name", "c")
+    assert code == 0 and "no run report (ValueError: boom)" in err
+    assert f"cnnlab report {tmp_path / 'runs' / 'c'}" in err and "Traceback" not in err
 
 
 def test_bad_inputs_give_clear_errors_and_write_nothing(capsys, trained, digit, tmp_path):
