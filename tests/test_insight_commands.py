@@ -162,3 +162,17 @@ def test_bad_inputs_give_clear_errors_and_write_nothing(capsys, trained, digit, 
     code, _, err = run(capsys, "explain", str(broken), str(digit))
     assert code == 5 and "has no final weights" in err
     assert not (broken / "report").exists() and not (broken / "explain").exists()
+
+
+def test_the_report_says_when_the_data_found_now_is_not_the_runs(capsys, trained, tmp_path):
+    import shutil
+    root, run_dir = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    metrics["data"]["sha256"] = "0" * 64
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    code, out, err = run(capsys, "report", str(copy), "--output", str(tmp_path / "r"))
+    assert code == 0, err
+    assert "is not the data the run used (SHA-256 000000000000...)" in \
+        (tmp_path / "r" / "report.md").read_text()

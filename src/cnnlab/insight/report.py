@@ -82,9 +82,10 @@ def _gallery(seen, shape, idx, caption) -> tuple[list, list]:
 
 def build_report(model, history: dict, metrics: dict, config: dict, summary: str,
                  class_names, x_val: np.ndarray, truth: np.ndarray, train_labels,
-                 config_text: str = "") -> tuple:
+                 config_text: str = "", notes=()) -> tuple:
     """The document and its numbers, from a loaded model and the run's validation data.
-    config: the run's config as a dict (RunConfig.to_dict()); config_text: as shown."""
+    config: the run's config as a dict (RunConfig.to_dict()); config_text: as shown;
+    notes: warnings shown first."""
     spec = model.to_spec()
     k = len(class_names)
     probs = _probabilities(model, x_val)
@@ -114,6 +115,8 @@ def build_report(model, history: dict, metrics: dict, config: dict, summary: str
         if seen.size else None) if f is not None]
 
     doc = Document(f"Run report: {metrics.get('name') or 'run'}")
+    for note in notes:
+        doc.finding("Note", note)
     _overview(doc, metrics, history, accuracy, n)
     _diagnoses_section(doc, found, ever, len(sample))
     doc.heading("Config and summary")
@@ -303,9 +306,16 @@ def write_run_report(run, root=DEFAULT_ROOT, out=None) -> dict:
     names = [str(c) for c in ds.class_names]
     k = max(len(names), int(val.y_index.max()) + 1 if len(val) else 0)
     names += [str(i) for i in range(len(names), k)]
+    notes = []
+    trained_on = (metrics.get("data") or {}).get("sha256")
+    if trained_on and trained_on != ds.sha256:  # e.g. full MNIST found since the run
+        notes.append(f"The data found now ({ds.source}, SHA-256 {ds.sha256[:12]}...) is not "
+                     f"the data the run used (SHA-256 {trained_on[:12]}...): the numbers "
+                     "below are on the data found now.")
     doc, numbers = build_report(model, history, metrics, cfg.to_dict(), summary, names,
                                 val.x.numpy(), val.y_index.numpy(), train.y_index.numpy(),
-                                config_text=(run_dir / "config.yaml").read_text(encoding="utf-8"))
+                                config_text=(run_dir / "config.yaml").read_text(encoding="utf-8"),
+                                notes=notes)
     folder = Path(out) if out is not None else run_dir / "report"
     numbers["seconds"] = round(time.perf_counter() - t0, 3)
     from ..runs import write_json
