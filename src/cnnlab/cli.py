@@ -4,6 +4,7 @@
     cnnlab summary [FILE | RUN] [--json]
     cnnlab evaluate RUN | predict RUN IMAGE... | plot RUN | runs
     cnnlab export RUN [--format keras] [--output FILE]
+    cnnlab explain RUN IMAGE... [--output DIR] [--json] | report RUN [--output DIR]
     cnnlab data list | info NAME | fetch NAME
 
 `main()` turns every `CnnlabError` into its message on stderr and its exit
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also checkpoint every STEPS steps (default: 0, epoch ends only)")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run (path or name)")
     t.add_argument("--quiet", action="store_true", help="print only the final result")
+    t.add_argument("--no-report", action="store_true",
+                   help="skip the run report made at the end (default: make RUN/report)")
 
     s = sub.add_parser("summary", help="print a model's summary (default: the lecture's)")
     s.add_argument("target", nargs="?", help="config/spec YAML file or run (default: lecture)")
@@ -131,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("runs", nargs="+", metavar="RUN")
     c.add_argument("--out", default="runs", help="runs folder (default: runs)")
     c.add_argument("--report", metavar="DIR", help="write the report here (default: runs/compare-<time>)")
+
+    _insight_parsers(sub)
 
     d = sub.add_parser("data", help="datasets: list, info, fetch")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION", parser_class=Parser)
@@ -198,7 +203,60 @@ def cmd_train(args, out):
     out.write(line + "\n")
     if not args.quiet and res.exit_code == ExitStatus.OK:
         out.write(f"Curves: {res.run_dir / 'accuracy.png'}, {res.run_dir / 'loss.png'}\n")
+    if res.exit_code == ExitStatus.OK and not args.no_report:
+        _report_after_training(res.run_dir, args.quiet, out)
     return res.exit_code
+
+
+def _insight_parsers(sub):
+    ex = sub.add_parser("explain", help="draw what a run's model does with images, layer by "
+                        "layer, and where it looked")
+    ex.add_argument("run")
+    ex.add_argument("images", nargs="+", metavar="IMAGE")
+    ex.add_argument("--top", type=_positive_int, default=3, help="classes listed (default: 3)")
+    ex.add_argument("--json", action="store_true", help="print the top classes and file "
+                    "paths as JSON")
+    ex.add_argument("--output", metavar="DIR", help="where the PNGs and explain.html go "
+                    "(default: RUN/explain)")
+    ex.add_argument("--out", default="runs", help="runs folder (default: runs)")
+    rp = sub.add_parser("report", help="write a run's report: metrics, confusion matrix, "
+                        "mistakes, filters, calibration, diagnoses")
+    rp.add_argument("run")
+    rp.add_argument("--output", metavar="DIR", help="where report.html/.md/.json and the "
+                    "PNGs go (default: RUN/report)")
+    rp.add_argument("--json", action="store_true", help="print the headline numbers as JSON")
+    rp.add_argument("--out", default="runs", help="runs folder (default: runs)")
+
+
+def _report_after_training(run_dir, quiet, out):
+    """The run report at the end of `cnnlab train`; a failure leaves the run as it is and
+    says how to retry (the training itself succeeded)."""
+    from .insight.report import write_run_report
+    try:
+        r = write_run_report(run_dir, root=run_dir.parent)
+    except Exception as err:  # noqa: BLE001 - a report's failure must not fail the training
+        what = str(err) if isinstance(err, CnnlabError) else f"{type(err).__name__}: {err}"
+        print(f"cnnlab: note: no run report ({what}). The run is complete; retry with: "
+              f"cnnlab report {run_dir}", file=sys.stderr)
+        return
+    if not quiet:
+        out.write(f"Report: {r['html']} ({r['seconds']:.1f}s)\n")
+        for f in r["findings"]:
+            out.write(f"Diagnosis: {f['title']}\n")
+
+
+def cmd_explain(args, out):
+    from .insight.explain import explain_run, format_explain
+    r = explain_run(args.run, args.images, root=args.out, out=args.output, top=args.top)
+    out.write((json.dumps(r, indent=2) if args.json else format_explain(r)) + "\n")
+    return 0
+
+
+def cmd_report(args, out):
+    from .insight.report import format_report, write_run_report
+    r = write_run_report(args.run, root=args.out, out=args.output)
+    out.write((json.dumps(r, indent=2) if args.json else format_report(r)) + "\n")
+    return 0
 
 
 def _spec_from_target(target, runs_root):
@@ -293,7 +351,7 @@ def cmd_compare(args, out):
 
 
 COMMANDS = {"experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
-            "export": cmd_export,
+            "export": cmd_export, "explain": cmd_explain, "report": cmd_report,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data}
 
 

@@ -88,23 +88,44 @@ def finding_parts(row: Summary, base: Summary) -> tuple[str, str]:
         diverged = (f" Diverged (loss became NaN) in {row.diverged} of {len(g.runs)} runs."
                     if row.diverged else "")
         return head, f"no finished runs yet.{diverged}"
+    found = _diagnoses(row)
     if row is base:
         return head, (f"final val accuracy {_pm(row.final)} %, train-val gap {_pm(row.gap)} pt, "
                       f"lowest val_loss at epoch {_epochs_text(row.best_epoch)}, "
-                      f"{row.seconds_per_epoch:.1f} s for its fastest epoch.")
+                      f"{row.seconds_per_epoch:.1f} s for its fastest epoch."
+                      + _diagnosis_words(found, len(row.finished)))
     parts = [f"{_signed(row.delta.diff)} pt final val accuracy ({_noise_words(row.delta)})",
-             _gap_words(row, base), *_cost_words(row, base)]
+             _gap_words(row, base, found), *_cost_words(row, base)]
     if row.diverged:
         parts.append(f"diverged (loss became NaN) in {row.diverged} of {len(g.runs)} runs")
-    return head, "; ".join(p for p in parts if p) + "."
+    return head, "; ".join(p for p in parts if p) + "." + _diagnosis_words(found,
+                                                                           len(row.finished))
 
 
-def _gap_words(row: Summary, base: Summary) -> str:
+def _diagnoses(row: Summary) -> dict:
+    """{kind: [finding per finished run where it fired]}: cnnlab.insight's diagnoses of
+    each run's history, config and metrics."""
+    from ..insight.diagnose import run_history_findings
+    found: dict = {}
+    for run in row.finished:
+        for f in run_history_findings(run.history, run.config, run.metrics):
+            found.setdefault(f.kind, []).append(f)
+    return found
+
+
+def _diagnosis_words(found: dict, runs: int) -> str:
+    return "".join(f" Diagnosis in {len(fs)} of {runs} runs: {fs[0].title}: {fs[0].text}"
+                   for fs in found.values())
+
+
+def _gap_words(row: Summary, base: Summary, found: dict | None = None) -> str:
     if not (row.gap and base.gap):
         return ""
     gd = row.gap_delta
     text = (f"train-val gap {stats.mean(base.gap) * POINTS:.2f} -> "
             f"{stats.mean(row.gap) * POINTS:.2f} pt")
+    if found and "batchnorm_warmup" in found:  # a gap from BN's moving statistics: no overfit
+        return text + ": not overfitting, BatchNormalization's moving statistics (see diagnosis)"
     if gd.significant:
         return text + (": less overfitting" if gd.diff < 0 else ": more overfitting")
     if gd.inconclusive:
