@@ -146,8 +146,14 @@ class Rescaling(Layer):
 
 def takes_raw_pixels(spec) -> bool:
     """Whether the model scales its own input (a first Rescaling layer, as in Keras's image
-    tutorials): then uint8 images must reach it as 0..255, not pre-scaled to [0, 1]."""
-    return isinstance(spec.layers[0], Rescaling)
+    tutorials, possibly after augmentation or resizing layers): then uint8 images must reach
+    it as 0..255, not pre-scaled to [0, 1]."""
+    for layer in spec.layers:  # augmentation layers may come first (Keras's tutorials)
+        if isinstance(layer, Rescaling):
+            return True
+        if not getattr(layer, "pixel_preprocessing", False):
+            return False
+    return False
 
 
 def _real(x, arg, whole):
