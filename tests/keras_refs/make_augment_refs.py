@@ -30,7 +30,8 @@ INTERPOLATIONS = ("bilinear", "nearest")
 
 
 def tensor(a):
-    return torch.as_tensor(np.asarray(a, dtype=np.float32))
+    # a copy: some Keras layers work in place (RandomBrightness's `images += delta`)
+    return torch.tensor(np.array(a, dtype=np.float32))
 
 
 def arr(t):
