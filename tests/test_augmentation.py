@@ -279,3 +279,30 @@ def test_functional_api_takes_augmentation():
     x = np.random.default_rng(0).uniform(0, 1, (2, 12, 12, 3)).astype(np.float32)
     assert model.predict(x, verbose=0).shape == (2, 2)
     assert model.count_params() == 4 * 27 + 4 + 400 * 2 + 2
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", sorted(META["examples"]))
+def test_cifar_examples_summaries_are_keras_numbers(name):
+    from cnnlab.config import RunConfig
+    from cnnlab.summary import summary_json
+    got = summary_json(RunConfig.load(ROOT / "examples" / name).spec)
+    want = META["examples"][name]
+    assert [[r["name"], r["output_shape"][1:], r["params"]] for r in got["layers"]] == want["rows"]
+    assert got["total_params"] == want["total_params"]
+
+
+def test_cifar_experiment_adds_augmentation_as_a_variant():
+    from cnnlab.experiments.plan import load_experiment
+    exp = load_experiment(ROOT / "examples" / "cifar10_experiment.yaml")
+    v = {x.name: x.cfg for x in exp.variants}
+    kinds = {n: [type(l).__name__ for l in c.spec.layers] for n, c in v.items()}
+    assert kinds["augment"][:4] == ["RandomFlip", "RandomTranslation", "RandomRotation", "Conv2D"]
+    assert "Dropout" in kinds["augment_dropout"] and "RandomFlip" in kinds["augment_dropout"]
+    base_shapes = list(v["base"].spec.output_shapes)
+    assert list(v["augment"].spec.output_shapes) == [(32, 32, 3)] * 3 + base_shapes
+    from cnnlab.summary import summary_json
+    convnet = summary_json(v["tf_convnet"].spec)["total_params"]
+    assert convnet == META["examples"]["cifar10_convnet.yaml"]["total_params"]

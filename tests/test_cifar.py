@@ -312,3 +312,19 @@ def test_a_download_with_the_wrong_sha256_is_refused_and_leaves_nothing(env, ser
     assert "checksum mismatch" in str(err.value)
     cache = env / "cache" / "cnnlab"
     assert not [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else True
+
+
+def test_cnnlab_train_takes_data_cifar10(env, monkeypatch, capsys, tmp_path):
+    from pathlib import Path
+
+    from test_resume_support import run_cli
+    write_tree(env / "data", {"cifar-10-python.tar.gz": ARCHIVES["cifar-10-python.tar.gz"]})
+    monkeypatch.setenv("CNNLAB_DATA", str(env / "data"))
+    monkeypatch.chdir(tmp_path)
+    example = Path(__file__).resolve().parents[1] / "examples" / "cifar10_convnet.yaml"
+    code, out, err = run_cli(capsys, "train", example, "--data", "cifar10", "--epochs", "1",
+                             "--out", "runs", "--name", "c", "--quiet")
+    assert code == 0, err
+    import json
+    metrics = json.loads((tmp_path / "runs" / "c" / "metrics.json").read_text())
+    assert metrics["data"]["name"] == "cifar10" and metrics["data"]["n_train"] == 20

@@ -38,6 +38,24 @@ def arr(t):
     return np.asarray(keras.ops.convert_to_numpy(t), dtype=np.float32)
 
 
+EXAMPLES = ("cifar10.yaml", "cifar10_convnet.yaml")
+
+
+def example_summary(name: str) -> dict:
+    """Keras's summary rows of the model in examples/NAME (a run config)."""
+    import yaml
+    cfg = yaml.safe_load((HERE.parents[1] / "examples" / name).read_text())["model"]
+    keras.backend.clear_session()
+    stack = [keras.Input(tuple(cfg["input_shape"]))]
+    for entry in cfg["layers"]:
+        (cls, kwargs), = entry.items()
+        stack.append(getattr(L, cls)(**{k: tuple(v) if isinstance(v, list) else v
+                                        for k, v in (kwargs or {}).items()}))
+    model = keras.Sequential(stack)
+    return {"rows": [[layer.name, list(layer.output.shape[1:]), layer.count_params()]
+                     for layer in model.layers], "total_params": model.count_params()}
+
+
 def main():
     rng = np.random.default_rng(17)
     out = {}
@@ -121,7 +139,8 @@ def main():
                                       if k not in ("name", "dtype")}
                for layer in model.layers[:9]}
     record = {"keras_version": keras.__version__, "rows": rows,
-              "total_params": model.count_params(), "configs": configs}
+              "total_params": model.count_params(), "configs": configs,
+              "examples": {name: example_summary(name) for name in EXAMPLES}}
     (HERE / "augment_refs.json").write_text(json.dumps(record, indent=1, default=list) + "\n")
 
 
