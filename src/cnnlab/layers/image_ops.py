@@ -10,8 +10,9 @@ Keras's `ops.image.affine_transform` samples output pixel (y, x) at input point
 one, for nearest) integer neighbours per axis is moved inside the image by the fill mode's
 index rule ("reflect": d c b a | a b c d | d c b a, "wrap", "nearest": clamp), and "constant"
 replaces neighbours outside the image by `fill_value` *before* weighting. torch's grid_sample
-reflects coordinates rather than indices, so the neighbours are gathered here by index, as
-Keras does, in four gathers for the whole batch.
+reflects coordinates rather than indices (its "reflection" differs from Keras's beyond half a
+pixel outside), so the neighbours are gathered here by index, as Keras does: four row gathers
+of C values per output pixel, on the channels-last memory the model keeps images in.
 """
 from __future__ import annotations
 
@@ -61,38 +62,85 @@ def _fix(index: torch.Tensor, size: int, fill_mode: str) -> torch.Tensor:
     return index.clamp(0, size - 1)  # nearest, and constant (masked after)
 
 
+def _nodes(src: torch.Tensor, size: int, interpolation: str, fill_mode: str):
+    """The integer neighbours of source coordinates along one axis, moved inside by the fill
+    mode, with their weights (zeroed outside the image for "constant"), and the weight that
+    fell inside: [(index, weight)], inside (None unless constant)."""
+    if interpolation == "nearest":
+        raw = [(torch.round(src).int(), torch.ones_like(src))]
+    else:
+        lower = torch.floor(src)
+        upper_w = src - lower
+        i = lower.int()  # int32: half the memory traffic of int64 in the index arithmetic
+        raw = [(i, 1 - upper_w), (i + 1, upper_w)]
+    nodes, inside = [], None
+    for i, wt in raw:
+        if fill_mode == "constant":
+            wt = wt * ((i >= 0) & (i < size))
+            inside = wt if inside is None else inside + wt
+        nodes.append((_fix(i, size, fill_mode), wt))
+    return nodes, inside
+
+
 def affine_sample(x: torch.Tensor, matrix: torch.Tensor, interpolation: str, fill_mode: str,
                   fill_value: float) -> torch.Tensor:
-    """(N, C, H, W) resampled by Keras's affine `matrix` (N, 8); same shape out."""
+    """(N, C, H, W) resampled by Keras's affine `matrix` (N, 8); same shape out.
+
+    A neighbour outside the image under "constant" adds fill_value * its weight; the weights
+    of a pixel sum to 1, so that is fill_value * (1 - the weight that fell inside)."""
     n, c, h, w = x.shape
-    m = matrix.to(device=x.device, dtype=torch.float32)
+    m = matrix.to(dtype=torch.float32)
+    if not (m[:, 1].any() or m[:, 3].any()):  # no rotation or shear: rows and columns apart
+        return _separable(x, m, interpolation, fill_mode, fill_value)
+    m = m.to(x.device)
     ys = torch.arange(h, device=x.device, dtype=torch.float32).view(1, h, 1)
     xs = torch.arange(w, device=x.device, dtype=torch.float32).view(1, 1, w)
     a0, a1, a2, b0, b1, b2 = (m[:, k].view(n, 1, 1) for k in range(6))
     # as Keras's einsum over the (row, column) grid, then the offset
     src_y = (ys * b1 + xs * b0) + b2   # (N, H, W)
     src_x = (ys * a1 + xs * a0) + a2
-    if interpolation == "nearest":
-        nodes_y = [(torch.round(src_y).long(), None)]
-        nodes_x = [(torch.round(src_x).long(), None)]
-    else:
-        fy, fx = torch.floor(src_y), torch.floor(src_x)
-        wy, wx = src_y - fy, src_x - fx
-        nodes_y = [(fy.long(), 1 - wy), (fy.long() + 1, wy)]
-        nodes_x = [(fx.long(), 1 - wx), (fx.long() + 1, wx)]
-    flat = x.reshape(n, c, h * w)
+    rows, inside_y = _nodes(src_y, h, interpolation, fill_mode)
+    cols, inside_x = _nodes(src_x, w, interpolation, fill_mode)
+    planes = x.contiguous().view(n, c, h * w)   # gathers along one contiguous axis
     out = None
-    for iy, wy_ in nodes_y:
-        for ix, wx_ in nodes_x:
-            idx = (_fix(iy, h, fill_mode) * w + _fix(ix, w, fill_mode)).view(n, 1, h * w)
-            value = flat.gather(2, idx.expand(n, c, h * w)).view(n, c, h, w)
-            if fill_mode == "constant":
-                inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).unsqueeze(1)
-                value = torch.where(inside, value, torch.as_tensor(fill_value, dtype=x.dtype,
-                                                                    device=x.device))
-            if wy_ is not None:
-                value = value * (wy_ * wx_).unsqueeze(1)
+    for iy, wy in rows:
+        row = iy * w
+        for ix, wx in cols:
+            index = (row + ix).long().view(n, 1, h * w).expand(n, c, h * w)
+            value = planes.gather(2, index) * (wy * wx).view(n, 1, h * w)
             out = value if out is None else out + value
+    out = out.view(n, c, h, w)
+    if fill_mode == "constant" and fill_value:
+        out = out + fill_value * (1 - inside_y * inside_x).unsqueeze(1)
+    return out.contiguous(memory_format=torch.channels_last)
+
+
+def _separable(x, m, interpolation, fill_mode, fill_value):
+    """affine_sample for a diagonal map (zoom, translation): source row = b1 * y + b2 and
+    column = a0 * x + a2, so rows are sampled first, then columns (4 gathers of the image
+    instead of index maps per pixel); the same sums as Keras's in another order."""
+    n, c, h, w = x.shape
+    ys = torch.arange(h, dtype=torch.float32).view(1, h)
+    xs = torch.arange(w, dtype=torch.float32).view(1, w)
+    src_y = ys * m[:, 4:5] + m[:, 5:6]   # (N, H), on the CPU: small
+    src_x = xs * m[:, 0:1] + m[:, 2:3]   # (N, W)
+    rows, inside_y = _nodes(src_y, h, interpolation, fill_mode)
+    cols, inside_x = _nodes(src_x, w, interpolation, fill_mode)
+    dev = x.device
+    x = x.contiguous()
+    t = None
+    for iy, wy in rows:
+        index = iy.long().to(dev).view(n, 1, h, 1).expand(n, c, h, w)
+        v = x.gather(2, index) * wy.to(dev).view(n, 1, h, 1)
+        t = v if t is None else t + v
+    out = None
+    for ix, wx in cols:
+        index = ix.long().to(dev).view(n, 1, 1, w).expand(n, c, h, w)
+        v = t.gather(3, index) * wx.to(dev).view(n, 1, 1, w)
+        out = v if out is None else out + v
+    if fill_mode == "constant" and fill_value:
+        inside = (inside_y.view(n, h, 1) * inside_x.view(n, 1, w)).to(dev)
+        out = out + fill_value * (1 - inside).unsqueeze(1)
     return out.contiguous(memory_format=torch.channels_last)
 
 
