@@ -306,3 +306,18 @@ def test_cifar_experiment_adds_augmentation_as_a_variant():
     from cnnlab.summary import summary_json
     convnet = summary_json(v["tf_convnet"].spec)["total_params"]
     assert convnet == META["examples"]["cifar10_convnet.yaml"]["total_params"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_draws_are_the_same_on_the_gpu():
+    """The parameters are drawn on the CPU generator, so a GPU run augments as a CPU run."""
+    spec = ModelSpec.from_layers([
+        layers.RandomFlip(), layers.RandomRotation(0.2, fill_mode="constant", fill_value=0.5),
+        layers.RandomZoom(0.2, 0.1), layers.RandomTranslation(0.1, 0.2, fill_mode="wrap"),
+        layers.RandomContrast(0.3, value_range=(0, 1)), layers.RandomBrightness(0.1, (0, 1)),
+        layers.RandomCrop(14, 12)], input_shape=(16, 16, 3))
+    cpu = build(spec, seed=0).train()
+    gpu = build(spec, seed=0).train().to("cuda")
+    x = torch.rand(8, 16, 16, 3)
+    for _ in range(2):
+        torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-5, atol=1e-5)
