@@ -321,3 +321,25 @@ def test_training_draws_are_the_same_on_the_gpu():
     x = torch.rand(8, 16, 16, 3)
     for _ in range(2):
         torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-5, atol=1e-5)
+
+
+def test_tensorflow_tutorial_nested_augmentation_then_rescaling_gets_raw_pixels():
+    """TensorFlow's flowers tutorial: Sequential([data_augmentation, Rescaling(1/255), ...])
+    with data_augmentation a Sequential of random layers; uint8 pixels must reach the
+    Rescaling as 0..255 (else they are scaled twice)."""
+    from cnnlab.layers.reshaping import takes_raw_pixels
+    augment = cnnlab.models.Sequential([layers.RandomFlip("horizontal", input_shape=(8, 8, 3)),
+                                        layers.RandomRotation(0.1)])
+    model = cnnlab.models.Sequential([augment, layers.Rescaling(1 / 255), layers.Flatten(),
+                                      layers.Dense(2)])
+    assert takes_raw_pixels(model.to_spec())
+    plain = cnnlab.models.Sequential([layers.Input((8, 8, 3)), augment, layers.Flatten(),
+                                      layers.Dense(2)])
+    assert not takes_raw_pixels(plain.to_spec())
+    x = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    w = model.get_weights()
+    twin = cnnlab.models.Sequential([layers.Input((8, 8, 3)), layers.Flatten(), layers.Dense(2)])
+    twin.set_weights(w)
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               twin.predict(x.astype(np.float32) / 255, verbose=0), rtol=1e-5,
+                               atol=1e-6)
