@@ -343,3 +343,14 @@ def test_tensorflow_tutorial_nested_augmentation_then_rescaling_gets_raw_pixels(
     np.testing.assert_allclose(model.predict(x, verbose=0),
                                twin.predict(x.astype(np.float32) / 255, verbose=0), rtol=1e-5,
                                atol=1e-6)
+
+
+def test_called_on_data_the_layers_augment_unless_training_is_false():
+    """Keras's examples call `data_augmentation(images)` on batches: that augments."""
+    x = np.random.default_rng(0).uniform(0, 255, (8, 10, 10, 3)).astype(np.float32)
+    flip = layers.RandomFlip("horizontal", seed=2)
+    out = flip(x).numpy()
+    flipped = [np.array_equal(o, a[:, ::-1]) for o, a in zip(out, x)]
+    assert any(flipped) and not all(flipped)
+    np.testing.assert_array_equal(flip(x, training=False).numpy(), x)
+    np.testing.assert_array_equal(layers.Dropout(0.5)(x).numpy(), x)  # Dropout: Keras's False

@@ -83,7 +83,11 @@ def _pair(value, arg: str):
 
 
 class RandomLayer(PixelLayer):
-    """An augmentation layer: weightless, random in training, registered with a `seed`."""
+    """An augmentation layer: weightless, random in training, registered with a `seed`.
+    Called on data outside a model it augments unless told `training=False`, as Keras's
+    (`data_augmentation(images)` in Keras's examples)."""
+
+    training_by_default = True
 
 
 class RandomModule(nn.Module):
