@@ -93,6 +93,8 @@ class RandomLayer(PixelLayer):
 class RandomModule(nn.Module):
     """An augmentation's torch module: its own CPU generator, the identity in eval mode."""
 
+    training_by_default = True  # `model(x)` without `training` augments, as Keras's
+
     def __init__(self, seed: int | None):
         super().__init__()
         self.generator = torch.Generator()
