@@ -58,8 +58,10 @@ def test_affine_layers_at_a_fixed_parameter_equal_keras(fill, interp):
         "translation": tr.apply(X, translation_matrix(shifts[:, 0], shifts[:, 1])),
     }
     for key, out in got.items():
-        # 0..255 pixels; float32 rounding of the coordinates may differ in the last bit
-        np.testing.assert_allclose(nhwc(out), R[f"{key}_{fill}_{interp}"], atol=1e-4,
+        # 0..255 pixels. A bilinear rotation runs through grid_sample, whose normalized
+        # coordinates round off ~1e-6 pixel; the other paths compute Keras's coordinates
+        atol = 1e-2 if (key, interp) == ("rotation", "bilinear") else 1e-4
+        np.testing.assert_allclose(nhwc(out), R[f"{key}_{fill}_{interp}"], atol=atol,
                                    err_msg=key)
 
 
