@@ -328,3 +328,31 @@ def test_cnnlab_train_takes_data_cifar10(env, monkeypatch, capsys, tmp_path):
     import json
     metrics = json.loads((tmp_path / "runs" / "c" / "metrics.json").read_text())
     assert metrics["data"]["name"] == "cifar10" and metrics["data"]["n_train"] == 20
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4])
+def test_the_plain_data_reader_reads_what_pickle_writes(protocol):
+    from cnnlab.data.cifar import load_plain
+    batch = {b"batch_label": b"training batch 1 of 5", b"labels": [3, 0, 255, 7],
+             b"data": planes(images(4, 9)), "filenames": ["a.png", "b.png"],
+             "nested": ([1, -2, 2**40], {"x": None, "y": True, "z": 1.5})}
+    got = load_plain(pickle.dumps(batch, protocol=protocol))
+    assert got.keys() == batch.keys()
+    np.testing.assert_array_equal(got[b"data"], batch[b"data"])
+    assert got[b"data"].dtype == np.uint8
+    for k in (b"batch_label", b"labels", "filenames", "nested"):
+        assert got[k] == batch[k]
+
+
+def test_broken_or_hostile_streams_are_data_errors_never_crashes():
+    good = pickle.dumps({b"data": planes(images(2, 4)), b"labels": [1, 2]}, protocol=2)
+    for cut in range(0, len(good), max(1, len(good) // 200)):
+        with pytest.raises(DataError):
+            unpickle_batch(good[:cut], "x")
+    loop = []
+    loop.append(loop)
+    for payload in (pickle.dumps(loop, protocol=2), pickle.dumps({b"data": {(1,): 2}}),
+                    b"\x80\x02c__builtin__\neval\nq\x00X\x01\x00\x00\x001\x85R.",
+                    b"\x80\x02}(]]u."):
+        with pytest.raises(DataError):
+            unpickle_batch(payload, "x")

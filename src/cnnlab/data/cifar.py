@@ -1,11 +1,11 @@
 """Readers for CIFAR-10 and CIFAR-100 as their authors publish them, without running code.
 
 The "python version" archives hold Python pickles: a pickle can name any importable
-function and call it (a crafted one runs `os.system`), so they are read here by
-`RestrictedUnpickler`, which refuses every global except the exact numpy names needed to
-rebuild a uint8 array (and `_codecs.encode`, which Python 3 pickles of bytes use), each
-replaced by a checking stand-in; the result must then be the plain structure CIFAR uses (a
-dict of bytes/str keys to bytes, lists of ints and a (N, 3072) uint8 array). The "binary
+function and call it (a crafted one runs `os.system`), so they are not unpickled: `load_plain`
+interprets the opcodes of plain data itself and rebuilds a uint8 array from the exact numpy
+names that describe one, without importing or calling anything the stream names; the result
+must then be the plain structure CIFAR uses (a dict of bytes/str keys to bytes, lists of ints
+and a (N, 3072) uint8 array). The "binary
 version" (`data_batch_N.bin`: 1 label byte + 3072 pixel bytes per image; CIFAR-100's
 `train.bin`: coarse, fine, 3072) involves no pickle at all.
 
@@ -17,8 +17,7 @@ uint8 (the files hold channel planes, (N, 3, 32, 32)), labels (N,) uint8.
 """
 from __future__ import annotations
 
-import io
-import pickle
+import codecs
 import tarfile
 from pathlib import Path
 
@@ -49,59 +48,266 @@ def label_key(name: str) -> str:
     return {"cifar10": "labels", "cifar100": "fine_labels", "cifar100-coarse": "coarse_labels"}[name]
 
 
-# -- the restricted unpickler ---------------------------------------------------------------
+# -- a pickle reader for CIFAR's plain data ---------------------------------------------------
+#
+# No `pickle` module here: a hand-written interpreter of the opcodes that plain data needs
+# (dicts, lists, tuples, text, bytes, ints, floats, True/False/None, the memo), and of GLOBAL,
+# REDUCE and BUILD only for the exact names that rebuild a uint8 numpy array (and Python 3's
+# `_codecs.encode(text, "latin1")` for bytes). Every other opcode or global is refused, so a
+# crafted file cannot make it call anything.
 
-def _reconstruct(cls, shape, typecode):
-    """numpy's `_reconstruct` (an empty array that BUILD then fills), for ndarray alone."""
-    if cls is not np.ndarray:
-        raise pickle.UnpicklingError(f"refusing to rebuild an object of type {cls!r}")
-    if (not isinstance(shape, tuple) or not all(isinstance(n, int) and 0 <= n for n in shape)
-            or int(np.prod(shape, dtype=np.float64)) > MAX_MEMBER):
-        raise pickle.UnpicklingError(f"refusing an array of shape {shape!r}")
-    return np.ndarray.__new__(np.ndarray, shape, np.uint8)
-
-
-def _dtype(name, align=False, copy=True):
-    """numpy's dtype constructor, for uint8 alone (an object dtype would unpickle objects)."""
-    if name not in ("u1", b"u1"):
-        raise pickle.UnpicklingError(f"refusing a numpy array of dtype {name!r}: CIFAR's "
-                                     "arrays are uint8")
-    return np.dtype("u1")
+class Refused(ValueError):
+    """The stream is not plain CIFAR data."""
 
 
-def _encode(text, encoding="latin1"):
-    """`_codecs.encode` as Python 3 pickles use it for bytes (protocol < 3): text -> bytes."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise pickle.UnpicklingError("refusing _codecs.encode with other than (str, 'latin1')")
-    return text.encode("latin1")
+class _Global:
+    def __init__(self, name):
+        self.name = name
 
 
-ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): _dtype,
-    ("_codecs", "encode"): _encode,
-}
+NDARRAY, RECONSTRUCT, DTYPE, ENCODE = (_Global(n) for n in ("ndarray", "_reconstruct", "dtype",
+                                                              "_codecs.encode"))
+ALLOWED = {("numpy.core.multiarray", "_reconstruct"): RECONSTRUCT,
+           ("numpy._core.multiarray", "_reconstruct"): RECONSTRUCT,
+           ("numpy", "ndarray"): NDARRAY, ("numpy", "dtype"): DTYPE,
+           ("_codecs", "encode"): ENCODE}
 
 
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals in ALLOWED (to checking stand-ins)."""
+class _Uint8:
+    """numpy's uint8 dtype, as the stream names it."""
 
-    def find_class(self, module, name):
-        found = ALLOWED.get((module, name))
-        if found is None:
-            raise pickle.UnpicklingError(f"refusing to load `{module}.{name}`: a CIFAR batch "
-                                         "needs no such object (the file may be malicious)")
-        return found
+
+class _PendingArray:
+    """An array from `_reconstruct`, filled by BUILD."""
+
+    array = None
+
+
+def _reduce(func, args):
+    if not isinstance(args, tuple):
+        raise Refused("a call without an argument tuple")
+    if func is RECONSTRUCT:
+        if len(args) != 3 or args[0] is not NDARRAY:
+            raise Refused("_reconstruct of something else than a numpy array")
+        return _PendingArray()
+    if func is DTYPE:
+        if not args or args[0] not in ("u1", b"u1"):
+            raise Refused(f"a numpy array of dtype {args[0] if args else None!r}: CIFAR's "
+                          "arrays are uint8")
+        return _Uint8()
+    if func is ENCODE:
+        if len(args) not in (1, 2) or not isinstance(args[0], str) or \
+                (len(args) == 2 and args[1] not in ("latin1", "latin-1")):
+            raise Refused("_codecs.encode with other than (text, 'latin1')")
+        return args[0].encode("latin1")
+    raise Refused(f"a call to {getattr(func, 'name', type(func).__name__)}")
+
+
+def _build(obj, state):
+    if isinstance(obj, _Uint8):
+        return  # the dtype's own state (byte order, ...): nothing to set for uint8
+    if not isinstance(obj, _PendingArray) or not isinstance(state, tuple) or len(state) != 5:
+        raise Refused("state set on something else than a numpy array")
+    _, shape, dtype, _, raw = state
+    if not isinstance(dtype, _Uint8):
+        raise Refused("an array that is not uint8")
+    if isinstance(raw, str):
+        raw = raw.encode("latin1")
+    if (not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape)
+            or not isinstance(raw, bytes) or len(raw) != int(np.prod(shape, dtype=np.int64))):
+        raise Refused(f"an array whose {len(raw) if isinstance(raw, bytes) else '?'} bytes do "
+                      f"not fill its shape {shape!r}")
+    obj.array = np.frombuffer(raw, np.uint8).reshape(shape)
+
+
+def _plain(value, depth=0):
+    """The loaded value with every rebuilt array in place of its placeholder."""
+    if depth > 8:  # CIFAR's batches nest two deep; a list holding itself would never end
+        raise Refused("data nested deeper than a CIFAR batch")
+    if isinstance(value, _PendingArray):
+        if value.array is None:
+            raise Refused("an array that was never filled")
+        return value.array
+    if isinstance(value, dict):
+        return {k: _plain(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v, depth + 1) for v in value]
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, (_Global, _Uint8)):
+        raise Refused("a bare numpy object")
+    return value
+
+
+def load_plain(data: bytes):
+    """Python 2/3 pickle bytes of plain data (see above) -> the object; Refused otherwise.
+    Python 2 byte strings come out as bytes (as Python's own loader gives them with
+    encoding="bytes")."""
+    buf = memoryview(data)
+    pos, stack, marks, memo = 0, [], [], {}
+
+    def take(n):
+        nonlocal pos
+        if pos + n > len(buf):
+            raise Refused("truncated stream")
+        out = bytes(buf[pos:pos + n])
+        pos += n
+        return out
+
+    def line():
+        nonlocal pos
+        end = data.find(b"\n", pos)
+        if end < 0:
+            raise Refused("truncated stream")
+        out = data[pos:end]
+        pos = end + 1
+        return out
+
+    def since_mark():
+        if not marks:
+            raise Refused("no mark")
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
+    def pop():
+        if not stack or (marks and len(stack) <= marks[-1]):
+            raise Refused("stack underflow")
+        return stack.pop()
+
+    def uint(n):
+        return int.from_bytes(take(n), "little")
+
+    while True:
+        op = take(1)
+        if op == b".":                                   # STOP
+            if len(stack) != 1:
+                raise Refused("a stream that does not end with one object")
+            return _plain(stack[0])
+        if op == b"\x80":                                # PROTO
+            if take(1)[0] > 5:
+                raise Refused("an unknown pickle protocol")
+        elif op == b"\x95":                              # FRAME (a length hint)
+            take(8)
+        elif op == b"(":
+            marks.append(len(stack))
+        elif op == b"}":
+            stack.append({})
+        elif op == b"]":
+            stack.append([])
+        elif op == b")":
+            stack.append(())
+        elif op in (b"d", b"l", b"t"):                   # DICT, LIST, TUPLE from the mark
+            items = since_mark()
+            if op == b"d":
+                if len(items) % 2:
+                    raise Refused("an odd dict")
+                stack.append(dict(zip(items[::2], items[1::2])))
+            else:
+                stack.append(items if op == b"l" else tuple(items))
+        elif op in (b"\x85", b"\x86", b"\x87"):        # TUPLE1..3
+            k = op[0] - 0x84
+            items = [pop() for _ in range(k)][::-1]
+            stack.append(tuple(items))
+        elif op in (b"a", b"e"):                         # APPEND, APPENDS
+            items = [pop()] if op == b"a" else since_mark()
+            target = pop()
+            if not isinstance(target, list):
+                raise Refused("an append to something else than a list")
+            target.extend(items)
+            stack.append(target)
+        elif op in (b"s", b"u"):                         # SETITEM, SETITEMS
+            if op == b"s":
+                value, key = pop(), pop()
+                items = [key, value]
+            else:
+                items = since_mark()
+            target = pop()
+            if not isinstance(target, dict) or len(items) % 2:
+                raise Refused("an item set on something else than a dict")
+            for key, value in zip(items[::2], items[1::2]):
+                if not isinstance(key, (str, bytes, int)):
+                    raise Refused("a dict key that is not text or a number")
+                target[key] = value
+            stack.append(target)
+        elif op in (b"q", b"r", b"p", b"\x94"):         # BINPUT, LONG_BINPUT, PUT, MEMOIZE
+            key = {b"q": lambda: uint(1), b"r": lambda: uint(4), b"p": lambda: int(line()),
+                   b"\x94": lambda: len(memo)}[op]()
+            if not stack:
+                raise Refused("memo of nothing")
+            memo[key] = stack[-1]
+        elif op in (b"h", b"j", b"g"):                   # BINGET, LONG_BINGET, GET
+            key = uint(1) if op == b"h" else uint(4) if op == b"j" else int(line())
+            if key not in memo:
+                raise Refused("a memo entry that does not exist")
+            stack.append(memo[key])
+        elif op == b"K":
+            stack.append(uint(1))
+        elif op == b"M":
+            stack.append(uint(2))
+        elif op == b"J":
+            stack.append(int.from_bytes(take(4), "little", signed=True))
+        elif op == b"\x8a":                              # LONG1
+            stack.append(int.from_bytes(take(uint(1)), "little", signed=True))
+        elif op == b"I":                                 # INT (protocol 0; I01/I00: bools)
+            text = line()
+            stack.append({b"01": True, b"00": False}.get(text) if text in (b"01", b"00")
+                         else int(text))
+        elif op == b"L":                                 # LONG (protocol 0)
+            stack.append(int(line().rstrip(b"L")))
+        elif op == b"G":                                 # BINFLOAT
+            stack.append(float(np.frombuffer(take(8), ">f8")[0]))
+        elif op == b"F":
+            stack.append(float(line()))
+        elif op == b"N":
+            stack.append(None)
+        elif op in (b"\x88", b"\x89"):
+            stack.append(op == b"\x88")
+        elif op in (b"U", b"T"):                         # SHORT_BINSTRING, BINSTRING (py2 str)
+            stack.append(take(uint(1) if op == b"U" else uint(4)))
+        elif op in (b"C", b"B", b"\x8e"):                # SHORT_BINBYTES, BINBYTES, BINBYTES8
+            stack.append(take(uint({b"C": 1, b"B": 4, b"\x8e": 8}[op])))
+        elif op in (b"X", b"\x8c", b"\x8d"):            # BINUNICODE, SHORT_, BINUNICODE8
+            stack.append(take(uint({b"X": 4, b"\x8c": 1, b"\x8d": 8}[op])).decode("utf-8"))
+        elif op == b"S":                                 # STRING (protocol 0, quoted)
+            text = line()
+            if len(text) < 2 or text[:1] != text[-1:] or text[:1] not in (b"'", b'"'):
+                raise Refused("a malformed string")
+            stack.append(codecs.escape_decode(text[1:-1])[0])
+        elif op == b"V":                                 # UNICODE (protocol 0)
+            stack.append(line().decode("raw-unicode-escape"))
+        elif op in (b"c", b"\x93"):                      # GLOBAL, STACK_GLOBAL
+            if op == b"c":
+                module, name = line().decode("utf-8", "replace"), line().decode("utf-8",
+                                                                                "replace")
+            else:
+                name, module = pop(), pop()
+            found = ALLOWED.get((module, name))
+            if found is None:
+                raise Refused(f"refusing to load `{module}.{name}`: a CIFAR batch needs no "
+                              "such object (the file may be malicious)")
+            stack.append(found)
+        elif op == b"R":                                 # REDUCE
+            args, func = pop(), pop()
+            stack.append(_reduce(func, args))
+        elif op == b"b":                                 # BUILD
+            state = pop()
+            _build(stack[-1] if stack else None, state)
+        elif op == b"0":
+            pop()
+        elif op == b"1":
+            since_mark()
+        elif op == b"2":
+            stack.append(stack[-1] if stack else pop())
+        else:
+            raise Refused(f"opcode {op!r} (objects other than plain data)")
 
 
 def unpickle_batch(data: bytes, where: str) -> dict:
     """One CIFAR python batch: {str key: value}, checked to be CIFAR's plain structure."""
     try:
-        obj = RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            IndexError, KeyError, OverflowError, MemoryError) as e:
+        obj = load_plain(data)
+    except (Refused, ValueError, TypeError, OverflowError, MemoryError) as e:
         raise DataError(f"{where}: not a readable CIFAR batch. Expected a pickled dict of "
                         f"plain data. Received a pickle that failed: {e}") from None
     if not isinstance(obj, dict):
