@@ -6,11 +6,13 @@ identity at inference (RandomCrop: see its class).
     >>> layers.RandomFlip("horizontal"), layers.RandomRotation(0.1), layers.RandomZoom(0.2)
 
 Where they run: on the device, inside the model, on whole batches (flips by torch.where per
-sample, rotations/zooms/translations by one batched index map: layers/image_ops.py), not on the
-CPU in data workers. Then every data source (arrays, generators, folders) is augmented the same
-way, the draws live in the model and are checkpointed with it, and on a GPU the work is a few
-gathers per batch. Measured on the CPU (benchmarks/augment_cost.py): a flip + rotation +
-translation + zoom + contrast stack costs a small fraction of a training step at 32x32.
+sample, rotations/zooms/translations by batched resampling: layers/image_ops.py), not on the
+CPU in data workers. Why: every data source (arrays, generators, folders) is augmented the
+same way and by the same code as Keras's layers; the draws live in the model and are
+checkpointed with it, so resuming is exact without coordinating worker RNGs; on a GPU the
+work is a few gathers or one grid_sample per batch. The price is on a CPU-only machine: there
+the stack runs in the training step instead of beside it (benchmarks/augment_cost.py prints
+its share of a step, about a quarter to a third on a 2-core machine).
 
 Seeds and resuming: each layer's module owns a CPU `torch.Generator`, seeded from the layer's
 `seed` argument, else from torch's global RNG when the model is built (so
