@@ -45,7 +45,9 @@ def family(name: str) -> str:
 
 
 def label_key(name: str) -> str:
-    return {"cifar10": "labels", "cifar100": "fine_labels", "cifar100-coarse": "coarse_labels"}[name]
+    """The batch key of `name`'s labels (CIFAR-100's python batches hold both kinds)."""
+    return {"cifar10": "labels", "cifar100": "fine_labels",
+            "cifar100-coarse": "coarse_labels"}[name]
 
 
 # -- a pickle reader for CIFAR's plain data ---------------------------------------------------
