@@ -33,6 +33,11 @@ LAYERS = {
     "SeparableConv2D": lambda: L.SeparableConv2D(1, 1), "DepthwiseConv2D": lambda: L.DepthwiseConv2D(1),
     "Add": L.Add, "Subtract": L.Subtract, "Multiply": L.Multiply, "Average": L.Average,
     "Maximum": L.Maximum, "Minimum": L.Minimum, "Concatenate": L.Concatenate,
+    "RandomFlip": L.RandomFlip, "RandomRotation": lambda: L.RandomRotation(0.1),
+    "RandomZoom": lambda: L.RandomZoom(0.1), "RandomTranslation": lambda: L.RandomTranslation(0.1, 0.1),
+    "RandomContrast": lambda: L.RandomContrast(0.1), "RandomBrightness": lambda: L.RandomBrightness(0.1),
+    "RandomCrop": lambda: L.RandomCrop(2, 2, seed=0), "Resizing": lambda: L.Resizing(2, 2),
+    "CenterCrop": lambda: L.CenterCrop(2, 2),
 }
 MERGE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 INITIALIZERS = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",

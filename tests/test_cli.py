@@ -149,7 +149,7 @@ def test_flags_override_the_config(capsys, tmp_path, tiny_npz, tiny_config):
 @pytest.mark.parametrize("argv, code, message", [
     (["train", "--epochs", "0"], 2, "expected a positive integer"),
     (["train", "--optimizer", "adamux", "--data", "mnist-sample"], 2, "Unknown optimizer 'adamux'"),
-    (["train", "--data", "cifar10"], 2, "Unknown dataset"),
+    (["train", "--data", "imagenet"], 2, "Unknown dataset"),
     (["summary", "no-such-run"], 5, "No run found"),
     (["train", "--recipe", "slow"], 2, "Unknown recipe 'slow'. Expected one of: lecture, fast."),
 ])

@@ -273,11 +273,13 @@ def test_full_size_mnist_npz_in_cache_is_used_without_notice(env, capsys):
 # --- registry, Dataset, sample ------------------------------------------------------------
 
 def test_registry_names_and_unknown_name():
-    assert list_datasets() == ["mnist", "fashion-mnist", "mnist-sample"]
+    assert list_datasets() == ["mnist", "fashion-mnist", "mnist-sample", "cifar10", "cifar100",
+                               "cifar100-coarse"]
     with pytest.raises(ConfigError) as info:
-        load_dataset("cifar10")
-    assert str(info.value) == ("Unknown dataset 'cifar10'. Expected one of: fashion-mnist, "
-                               "idx:DIR, mnist, mnist-sample, npz:PATH.")
+        load_dataset("imagenet")
+    assert str(info.value) == ("Unknown dataset 'imagenet'. Expected one of: cifar10, cifar100, "
+                               "cifar100-coarse, fashion-mnist, idx:DIR, mnist, mnist-sample, "
+                               "npz:PATH.")
     with pytest.raises(ConfigError, match="Expected npz:PATH with a path"):
         load_dataset("npz:")
 

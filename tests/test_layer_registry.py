@@ -44,6 +44,16 @@ EXAMPLES = {  # name -> (arguments, input shape without the batch axis)
                          "depth_multiplier": 2}, IMAGE),
     "SeparableConv2D": ({"filters": 4, "kernel_size": 3, "padding": "same",
                          "depth_multiplier": 2, "activation": "relu"}, IMAGE),
+    "RandomFlip": ({"mode": "horizontal", "seed": 1}, IMAGE),
+    "RandomRotation": ({"factor": 0.2, "fill_mode": "constant", "fill_value": 1.0}, IMAGE),
+    "RandomZoom": ({"height_factor": [-0.2, 0.3], "width_factor": 0.1}, IMAGE),
+    "RandomTranslation": ({"height_factor": 0.2, "width_factor": [-0.1, 0.3],
+                           "fill_mode": "wrap", "interpolation": "nearest"}, IMAGE),
+    "RandomContrast": ({"factor": 0.3, "value_range": [-5, 5]}, IMAGE),
+    "RandomBrightness": ({"factor": [-0.2, 0.4], "value_range": [-5, 5]}, IMAGE),
+    "RandomCrop": ({"height": 5, "width": 4}, IMAGE),
+    "Resizing": ({"height": 9, "width": 4, "crop_to_aspect_ratio": True}, IMAGE),
+    "CenterCrop": ({"height": 5, "width": 5}, IMAGE),
 }
 INPUTS = ("Input", "InputLayer")
 # multi-input layers and nested models need a graph: tests/test_functional.py covers each of
@@ -104,7 +114,9 @@ def test_layer_survives_the_yaml_round_trip(name):
 
 NEW = ["Softmax", "ReLU", "LeakyReLU", "ELU", "Rescaling", "ZeroPadding2D", "Cropping2D",
        "UpSampling2D", "SpatialDropout2D", "Conv2DTranspose", "DepthwiseConv2D",
-       "SeparableConv2D", "InputLayer"]
+       "SeparableConv2D", "InputLayer", "RandomFlip", "RandomRotation", "RandomZoom",
+       "RandomTranslation", "RandomContrast", "RandomBrightness", "RandomCrop", "Resizing",
+       "CenterCrop"]
 
 
 @pytest.mark.parametrize("name", NEW)

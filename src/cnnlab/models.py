@@ -338,6 +338,12 @@ class Sequential(Model):
         self._net = None
         return layer
 
+    def __call__(self, x, *args, **kwargs):
+        if not is_symbolic(x) and self._layers and not self._known_input():
+            # Keras builds a Sequential without an input shape on its first call on data
+            self.build((None, *(tuple(x.shape) if hasattr(x, "shape") else np.shape(x))[1:]))
+        return super().__call__(x, *args, **kwargs)
+
     def _known_input(self) -> bool:
         first = self._layers[0]
         if first.keras_name in ("Input", "InputLayer"):

@@ -1,4 +1,4 @@
-"""What cnnlab knows about MNIST and Fashion-MNIST: file names, SHA-256s, mirrors, classes.
+"""What cnnlab knows about MNIST, Fashion-MNIST and CIFAR-10/100: file names, SHA-256s, mirrors, classes.
 
 Pure data, no I/O. The sources module walks these facts to find a dataset on disk
 or fetch it; nothing else in cnnlab hard-codes a URL or a checksum.
@@ -43,10 +43,19 @@ class FileSet:
     `cache_subdir` is where the files live inside cnnlab's cache ("" = the cache root).
     """
 
-    kind: str                       # "npz" or "idx"
+    kind: str                       # "npz", "idx", or a CIFAR archive "cifar-py-tar"/"cifar-bin-tar"
     files: tuple[RemoteFile, ...]
     mirrors: tuple[str, ...]        # base URLs; a file's URL is base + file name
     cache_subdir: str
+
+    def cache_path(self, cache):
+        """Where this file set lives in cnnlab's cache: the file of a one-file set (.npz at
+        the cache root, a CIFAR archive in its folder), else the folder of IDX files."""
+        if self.kind == "npz":
+            return cache / self.files[0].name
+        if self.kind.endswith("-tar"):
+            return cache / self.cache_subdir / self.files[0].name
+        return cache / self.cache_subdir
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class FullDataset:
     keras_layout: tuple[str, str] | None           # (kind, path under ~/.keras/datasets)
     system_layout: str | None = None               # IDX dir under /usr/share/datasets
     system_package: str | None = None
+    more_keras_layouts: tuple[tuple[str, str], ...] = ()  # tried after keras_layout
 
 
 MNIST_NPZ = RemoteFile("mnist.npz", "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1")
@@ -122,6 +132,73 @@ FULL_DATASETS: dict[str, FullDataset] = {
         system_package="dataset-fashion-mnist",
     ),
 }
+
+
+# The CIFAR archives as their authors publish them (Keras downloads the python ones, with these
+# SHA-256s); the binary ones need no pickle and are downloaded first.
+CIFAR_BASE = "https://www.cs.toronto.edu/~kriz/"
+CIFAR10_PY = RemoteFile("cifar-10-python.tar.gz", "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce")
+CIFAR10_BIN = RemoteFile("cifar-10-binary.tar.gz", "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd")
+CIFAR100_PY = RemoteFile("cifar-100-python.tar.gz", "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7")
+CIFAR100_BIN = RemoteFile("cifar-100-binary.tar.gz", "58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec")
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+CIFAR100_FINE = (
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
+    "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
+    "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
+    "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
+    "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
+    "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+)
+CIFAR100_COARSE = (
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
+    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
+    "large_man-made_outdoor_things", "large_natural_outdoor_scenes",
+    "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates", "people",
+    "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
+)
+
+
+def _cifar(name: str, title: str, classes, py: RemoteFile, binary: RemoteFile, folders,
+           subdir: str) -> FullDataset:
+    """A CIFAR entry: its archives (binary first), the extracted folders under --data-dir
+    and Keras's cache (Keras 3's `<name>-target/<folder>`, Keras 2's `<folder>`)."""
+    py_dir, bin_dir, keras_dir = folders
+    return FullDataset(
+        name=name, title=title, class_names=tuple(classes), n_train=50_000, n_test=10_000,
+        image_shape=(32, 32, 3),
+        filesets=(FileSet("cifar-bin-tar", (binary,), (CIFAR_BASE,), subdir),
+                  FileSet("cifar-py-tar", (py,), (CIFAR_BASE,), subdir)),
+        data_dir_layouts=(("cifar-py-dir", py_dir), ("cifar-bin-dir", bin_dir),
+                          ("cifar-py-tar", py.name), ("cifar-bin-tar", binary.name),
+                          ("cifar-py-dir", f"{subdir}/{py_dir}"),
+                          ("cifar-bin-dir", f"{subdir}/{bin_dir}")),
+        keras_layout=("cifar-py-dir", f"{keras_dir}-target/{py_dir}"),
+        more_keras_layouts=(("cifar-py-dir", keras_dir), ("cifar-py-tar", f"{keras_dir}.tar.gz"),
+                            ("cifar-py-tar", f"{keras_dir}-target_archive")),
+    )
+
+
+FULL_DATASETS["cifar10"] = _cifar(
+    "cifar10", "CIFAR-10 small colour images (Krizhevsky, Nair, Hinton)", CIFAR10_CLASSES,
+    CIFAR10_PY, CIFAR10_BIN, ("cifar-10-batches-py", "cifar-10-batches-bin",
+                              "cifar-10-batches-py"), "cifar10")
+FULL_DATASETS["cifar100"] = _cifar(
+    "cifar100", "CIFAR-100 small colour images, 100 fine labels (Krizhevsky)", CIFAR100_FINE,
+    CIFAR100_PY, CIFAR100_BIN, ("cifar-100-python", "cifar-100-binary", "cifar-100-python"),
+    "cifar100")
+FULL_DATASETS["cifar100-coarse"] = _cifar(
+    "cifar100-coarse", "CIFAR-100 small colour images, 20 coarse labels (Krizhevsky)",
+    CIFAR100_COARSE, CIFAR100_PY, CIFAR100_BIN,
+    ("cifar-100-python", "cifar-100-binary", "cifar-100-python"), "cifar100")
 
 
 def canonical_sha256(dataset: str, file_name: str) -> str | None:

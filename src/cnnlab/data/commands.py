@@ -14,7 +14,7 @@ from .catalog import FULL_DATASETS
 from .registry import DESCRIPTIONS, PATTERNS, SAMPLE_FILE, load_dataset, resolve_name
 from .sources import locate
 
-INDENT = 15   # width of the name column
+INDENT = 17   # width of the name column (cifar100-coarse and a gap)
 
 
 def _availability(name: str, data_dir) -> str:

@@ -1,4 +1,5 @@
-"""Datasets by name: `mnist`, `fashion-mnist`, `mnist-sample`, `npz:PATH`, `idx:DIR`.
+"""Datasets by name: `mnist`, `fashion-mnist`, `mnist-sample`, `cifar10`, `cifar100`,
+`cifar100-coarse`, `npz:PATH`, `idx:DIR`.
 
 `mnist` falls back to the bundled `mnist-sample` (with a notice on stderr saying what was
 tried and how to get full MNIST) when full MNIST can be neither found nor downloaded,
@@ -26,12 +27,16 @@ DESCRIPTIONS = {
     "mnist": "MNIST handwritten digits: 60,000 train / 10,000 test, 28x28 grayscale, 10 classes",
     "fashion-mnist": "Fashion-MNIST clothing: 60,000 train / 10,000 test, 28x28 grayscale, 10 classes",
     "mnist-sample": "real MNIST digits bundled with cnnlab: 8,000 train / 2,000 test (works offline)",
+    "cifar10": "CIFAR-10 colour photos: 50,000 train / 10,000 test, 32x32 RGB, 10 classes",
+    "cifar100": "CIFAR-100 colour photos: 50,000 train / 10,000 test, 32x32 RGB, 100 classes",
+    "cifar100-coarse": "CIFAR-100 with its 20 coarse (superclass) labels",
 }
 PATTERNS = {
     "npz:PATH": "a .npz file with arrays x_train, y_train, x_test, y_test (like Keras's mnist.npz)",
     "idx:DIR": "a directory with the four IDX files (train-images-idx3-ubyte[.gz], ...)",
 }
-ALIASES = {"fashion_mnist": "fashion-mnist", "mnist_sample": "mnist-sample"}
+ALIASES = {"fashion_mnist": "fashion-mnist", "mnist_sample": "mnist-sample",
+           "cifar-10": "cifar10", "cifar-100": "cifar100", "cifar100_coarse": "cifar100-coarse"}
 
 
 def list_datasets() -> list[str]:

@@ -1,11 +1,12 @@
-"""Find MNIST or Fashion-MNIST wherever the user keeps them, else download them into the cache.
+"""Find MNIST, Fashion-MNIST or CIFAR wherever the user keeps them, else download them into the cache.
 
 Sources are tried in this order, and the one used is reported in words:
 
 1. the user's data directory (`--data-dir` / `$CNNLAB_DATA`): `mnist.npz`, `mnist/`,
    `MNIST/raw/` (torchvision's layout), `fashion-mnist/`, `FashionMNIST/raw/`;
 2. cnnlab's cache (`$XDG_CACHE_HOME/cnnlab`);
-3. Keras's cache (`~/.keras/datasets/mnist.npz`, `~/.keras/datasets/fashion-mnist/`);
+3. Keras's cache (`~/.keras/datasets/mnist.npz`, `~/.keras/datasets/fashion-mnist/`,
+   `cifar-10-batches-py-target/cifar-10-batches-py/` and Keras 2's `cifar-10-batches-py/`);
 4. the system copy of Debian's/Ubuntu's `dataset-fashion-mnist` (`/usr/share/datasets`);
 5. a download from the canonical mirrors into cnnlab's cache (SHA-256 verified).
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, DownloadError
-from . import paths
+from . import cifar, paths
 from .catalog import IDX_STEMS, FullDataset, canonical_sha256
 from .dataset import check_arrays
 from .download import Attempt, download_error, fetch, sha256_file
@@ -43,10 +44,12 @@ class Candidate:
     policy: str     # on a corrupt file: "raise" (user's), "delete" (our cache), "skip" (others')
     note: str = ""
 
-    def files(self) -> list[Path] | None:
+    def files(self, name: str = "") -> list[Path] | None:
         """The files that make up the dataset here, or None if they are not all present."""
-        if self.kind == "npz":
+        if self.kind == "npz" or self.kind.endswith("-tar"):
             return [self.path] if self.path.is_file() else None
+        if self.kind.startswith("cifar"):
+            return cifar.dir_files(self.kind, self.path, name) if self.path.is_dir() else None
         return find_idx_files(self.path) if self.path.is_dir() else None
 
 
@@ -81,12 +84,11 @@ def candidates(spec: FullDataset, data_dir=None) -> list[Candidate]:
     if user is not None:
         found += [Candidate("data dir", kind, user / rel, "raise") for kind, rel in spec.data_dir_layouts]
     cache = paths.cache_dir()
-    found += [Candidate("cnnlab cache", fs.kind,
-                        cache / (fs.files[0].name if fs.kind == "npz" else fs.cache_subdir), "delete")
+    found += [Candidate("cnnlab cache", fs.kind, fs.cache_path(cache), "delete")
               for fs in spec.filesets]
     if spec.keras_layout is not None:
-        kind, rel = spec.keras_layout
-        found.append(Candidate("Keras cache", kind, paths.keras_datasets_dir() / rel, "skip"))
+        for kind, rel in (spec.keras_layout, *spec.more_keras_layouts):
+            found.append(Candidate("Keras cache", kind, paths.keras_datasets_dir() / rel, "skip"))
     if spec.system_layout is not None:
         note = f"Debian/Ubuntu package {spec.system_package}" if spec.system_package else ""
         found += [Candidate("system copy", "idx", root / spec.system_layout, "skip", note)
@@ -96,7 +98,7 @@ def candidates(spec: FullDataset, data_dir=None) -> list[Candidate]:
 
 def locate(spec: FullDataset, data_dir=None) -> Candidate | None:
     """The first place `spec`'s files are all present (not read or verified), or None."""
-    return next((c for c in candidates(spec, data_dir) if c.files() is not None), None)
+    return next((c for c in candidates(spec, data_dir) if c.files(spec.name) is not None), None)
 
 
 def _read(spec: FullDataset, c: Candidate, files: list[Path]):
@@ -104,6 +106,8 @@ def _read(spec: FullDataset, c: Candidate, files: list[Path]):
     where = str(c.path)
     if c.kind == "npz":
         train, test, _ = read_npz(files[0])
+    elif c.kind.startswith("cifar"):
+        train, test = cifar.read_cifar(c.kind, files, spec.name)
     else:
         train, test = read_idx_files(files, where)
     arrays = check_arrays(*train, *test, where=where, num_classes=len(spec.class_names),
@@ -143,9 +147,9 @@ def _find_local(spec: FullDataset, data_dir, tried: list[Tried]):
     if spec.system_layout is not None and not paths.system_roots():
         tried.append(Tried("system copy", "", "lookup disabled (CNNLAB_SYSTEM_DATA is empty)"))
     for c in candidates(spec, data_dir):
-        files = c.files()
+        files = c.files(spec.name)
         if files is None:
-            tried.append(Tried(c.label, str(c.path), _absent(c)))
+            tried.append(Tried(c.label, str(c.path), _absent(c, spec.name)))
             continue
         try:
             return _load_candidate(spec, c, files)
@@ -156,7 +160,9 @@ def _find_local(spec: FullDataset, data_dir, tried: list[Tried]):
     return None
 
 
-def _absent(c: Candidate) -> str:
+def _absent(c: Candidate, name: str = "") -> str:
+    if c.kind.startswith("cifar"):
+        return cifar.absent(c.kind, c.path, name)
     if c.kind == "npz" or not c.path.is_dir():
         return "not found"
     have = sum(any(p.name.startswith((s, s.replace("-idx", ".idx"))) for p in c.path.iterdir())
@@ -182,9 +188,8 @@ def _download(spec: FullDataset, progress: bool):
         except DownloadError as e:
             attempts += getattr(e, "attempts", None) or [Attempt(str(dest_dir), str(e))]
             continue
-        c = Candidate("cnnlab cache", fs.kind, dest_dir / fs.files[0].name if fs.kind == "npz"
-                      else dest_dir, "delete")
-        arrays, where = _load_candidate(spec, c, c.files())
+        c = Candidate("cnnlab cache", fs.kind, fs.cache_path(cache), "delete")
+        arrays, where = _load_candidate(spec, c, c.files(spec.name))
         origin = urls[0].rsplit("/", 1)[0] + "/" if urls else "an earlier download"
         return arrays, f"downloaded from {origin}: {where}"
     names = ", ".join(f.name for fs in spec.filesets for f in fs.files)

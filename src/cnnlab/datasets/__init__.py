@@ -5,6 +5,6 @@
 
 Thin wrappers over `cnnlab.data.load_dataset`, imported lazily so `import cnnlab` stays light.
 """
-from . import fashion_mnist, mnist
+from . import cifar10, cifar100, fashion_mnist, mnist
 
-__all__ = ["fashion_mnist", "mnist"]
+__all__ = ["cifar10", "cifar100", "fashion_mnist", "mnist"]

@@ -28,8 +28,11 @@ register(ModelLayer, name="Functional")
 
 # each of these files registers its layers as it is imported
 from .activation_layers import ELU, LeakyReLU, ReLU, Softmax  # noqa: E402
+from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip,  # noqa: E402
+                           RandomRotation, RandomTranslation, RandomZoom)
 from .conv_variants import Conv2DTranspose, DepthwiseConv2D, SeparableConv2D  # noqa: E402
 from .input_layer import InputLayer  # noqa: E402
+from .preprocessing import CenterCrop, Resizing  # noqa: E402
 from .regularization import SpatialDropout2D  # noqa: E402
 from .reshaping import Cropping2D, Rescaling, UpSampling2D, ZeroPadding2D  # noqa: E402
 

@@ -97,6 +97,8 @@ def call_layer(layer, inputs, *args, **kwargs):
                         "Expected only its input (and `training`).")
     if is_symbolic(inputs):
         return _call_symbolic(layer, inputs)
+    if training is None:  # Keras's preprocessing layers declare call(..., training=True)
+        training = getattr(layer, "training_by_default", False)
     return _call_eager(layer, inputs, bool(training))
 
 

@@ -146,8 +146,24 @@ class Rescaling(Layer):
 
 def takes_raw_pixels(spec) -> bool:
     """Whether the model scales its own input (a first Rescaling layer, as in Keras's image
-    tutorials): then uint8 images must reach it as 0..255, not pre-scaled to [0, 1]."""
-    return isinstance(spec.layers[0], Rescaling)
+    tutorials, possibly after augmentation or resizing layers): then uint8 images must reach
+    it as 0..255, not pre-scaled to [0, 1]."""
+    return _scales_first(spec) is True
+
+
+def _scales_first(spec):
+    """True: a Rescaling comes before anything but pixel preprocessing; None: the spec is
+    pixel preprocessing only (a nested `data_augmentation` Sequential, as in TensorFlow's
+    tutorials); False: otherwise."""
+    for layer in spec.layers:  # augmentation layers may come first (Keras's tutorials)
+        if isinstance(layer, Rescaling):
+            return True
+        inner = getattr(layer, "spec", None)  # a model used as a layer
+        verdict = _scales_first(inner) if inner is not None else (
+            None if getattr(layer, "pixel_preprocessing", False) else False)
+        if verdict is not None:
+            return verdict
+    return None
 
 
 def _real(x, arg, whole):

@@ -1,7 +1,8 @@
 """Crash-safe checkpoints: everything needed to resume a run bit for bit.
 
 One safetensors file holds the model, the optimizer's tensors, the RNG states
-(torch, NumPy; Python's in the metadata) and the running sums of the epoch;
+(torch, NumPy, each augmentation layer's generator; Python's in the metadata) and the
+running sums of the epoch;
 its metadata holds the rest as JSON: the position in the data (epoch, step;
 the order itself is a pure function of (seed, epoch), see `loop.epoch_order`),
 the history, the optimizer's hyperparameters and the state of every callback
@@ -26,6 +27,7 @@ import torch
 
 from ..checkpoint_io import load_state, read_metadata, read_tensors, save_tensors
 from ..errors import RunError
+from ..layers.augmentation import generator_states, load_generator_states
 from .callbacks import Callback
 from .loop import EpochSums, Position
 
@@ -48,13 +50,15 @@ def _optimizer_parts(opt: torch.optim.Optimizer):
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _rng_parts(device):
+def _rng_parts(device, net):
     np_state = np.random.get_state()
     py_state = random.getstate()
     tensors = {"rng/torch": torch.get_rng_state(),
                "rng/numpy_keys": torch.from_numpy(np_state[1].astype(np.int64))}
     if device.type == "cuda":  # dropout on a GPU draws from the GPU's generator
         tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
+    for name, state in generator_states(net).items():  # the augmentation layers' own draws
+        tensors[f"rng/augment/{name}"] = state
     meta = {"numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
             "python": [py_state[0], list(py_state[1]), py_state[2]]}
     return tensors, meta
@@ -89,7 +93,7 @@ def save_checkpoint(path, trainer, extra: dict | None = None, callbacks=()) -> N
     tensors = {f"model/{k}": v.detach().contiguous().cpu()
                for k, v in trainer.net.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_parts(trainer.optimizer)
-    rng_tensors, rng_meta = _rng_parts(trainer.device)
+    rng_tensors, rng_meta = _rng_parts(trainer.device, trainer.net)
     cb_tensors, cb_meta = _callback_parts(callbacks)
     tensors.update(opt_tensors)
     tensors.update(rng_tensors)
@@ -158,6 +162,8 @@ def _restore(path, tensors, meta, trainer, callbacks) -> Position:
     match_param_layouts(trainer.optimizer)
     _restore_callbacks(path, tensors, meta.get("callbacks", {}), callbacks)
     torch.set_rng_state(tensors["rng/torch"])
+    load_generator_states(trainer.net, {k[len("rng/augment/"):]: v for k, v in tensors.items()
+                                        if k.startswith("rng/augment/")}, str(path))
     if "rng/cuda" in tensors and trainer.device.type == "cuda":
         torch.cuda.set_rng_state(tensors["rng/cuda"], trainer.device)
     n = meta["rng"]["numpy"]

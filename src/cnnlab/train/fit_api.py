@@ -302,6 +302,10 @@ class FitMixin:
             xt, scale = to_images(x, spec.input_shape, "images", takes_raw_pixels(spec))
             xb = (xt.float().mul_(scale) if scale != 1.0 else xt).to(self.device)
         with _mode(net, training=bool(training)):
+            if training is None:  # Keras: each layer's own default (augmentation's is True)
+                for m in net.modules():
+                    if getattr(m, "training_by_default", False):
+                        m.train()
             return net(xb).as_subclass(ModelOutput)
 
 
