@@ -45,7 +45,7 @@ _positive_float = _number(float, lambda v: v > 0, "a positive number")
 
 def _data_args(p):
     p.add_argument("--data", metavar="NAME", help="dataset: mnist, fashion-mnist, mnist-sample, "
-                   "npz:PATH or idx:DIR (default: the config's, else mnist)")
+                   "npz:PATH, idx:DIR or folder:PATH (default: the config's, else mnist)")
     p.add_argument("--data-dir", metavar="DIR", help="look for datasets here first "
                    "(default: $CNNLAB_DATA)")
     p.add_argument("--no-fallback", action="store_true",

@@ -42,6 +42,9 @@ def data_list(data_dir=None) -> str:
 
 def data_info(name: str, data_dir=None) -> str:
     """Source, counts, class balance and checksum of a dataset available here (no download)."""
+    if isinstance(name, str) and name.startswith("folder:"):
+        from .folder_data import folder_info
+        return folder_info(name[len("folder:"):])
     key = resolve_name(name)
     ds = load_dataset(key, data_dir=data_dir, fallback=False, download=False, progress=False)
     title = FULL_DATASETS[key].title if key in FULL_DATASETS else DESCRIPTIONS.get(key, key)
