@@ -127,8 +127,9 @@ def _verified(listing: folders.Listing, workers: int) -> tuple[folders.Listing, 
     return listing, skipped
 
 
-def load_folder(d: dict, input_shape, seed: int, stream=sys.stderr) -> FolderData:
+def load_folder(d: dict, input_shape, seed: int, stream=None) -> FolderData:
     """The checked folder dataset of config section `d` (see the module doc)."""
+    stream = stream or sys.stderr
     size, mode = decode_settings(d, input_shape)
     train_dir, val_dir = folders.split_layout(d["path"])
     listing, skipped = _verified(folders.list_folder(train_dir), d["workers"])

@@ -103,10 +103,11 @@ class ImageStore:
             yield item
 
     # -- the disk cache ------------------------------------------------------------------
-    def use_cache(self, folder=None, stream=sys.stderr) -> bool:
+    def use_cache(self, folder=None, stream=None) -> bool:
         """Open the cache of these pictures, decoding them into it first if it does not exist.
         False (with a notice) where it cannot be written: training then decodes every epoch."""
         folder = Path(folder) if folder is not None else cache_dir() / "folders"
+        stream = stream or sys.stderr
         h, w, c = self.image_shape
         path = folder / f"{self.fingerprint()[:32]}-{h}x{w}x{c}.npy"
         if path.exists():
