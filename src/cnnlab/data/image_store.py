@@ -96,7 +96,10 @@ class ImageStore:
         loader = torch.utils.data.DataLoader(
             _Batches(self, batches), batch_size=None, shuffle=False,
             num_workers=min(self.workers, len(batches)), prefetch_factor=PREFETCH,
-            multiprocessing_context=mp.get_context("fork"))  # workers inherit the file list
+            multiprocessing_context=mp.get_context("fork"),  # workers inherit the file list
+            # its own generator: a DataLoader draws its workers' base seed from torch's global
+            # one otherwise, which would shift dropout's draws (and differ on a resume)
+            generator=torch.Generator().manual_seed(0))
         for item in loader:
             if isinstance(item, str):  # a worker's DataError, re-raised here without its traceback
                 raise DataError(item)
