@@ -160,8 +160,10 @@ def test_keras_cats_vs_dogs_example_ported(pets, capsys):
 def test_tensorflow_flowers_tutorial_ported(tmp_path, capsys):
     """tensorflow.org/tutorials/images/classification, imports changed: cache, shuffle,
     prefetch, a Rescaling map, a Sequential model with Rescaling first, fit, evaluate."""
+    keras.utils.set_random_seed(0)  # the tutorial doesn't: a test's result must not vary
+    # (seeds 0..7 checked: the best val_accuracy is 0.6 or more with each)
     data_dir = make_folder(tmp_path / "flower_photos",
-                           classes=("daisy", "dandelion", "roses", "tulips"), per_class=10)
+                           classes=("daisy", "dandelion", "roses", "tulips"), per_class=20)
     batch_size, img_height, img_width = 8, 18, 18
     train_ds = keras.utils.image_dataset_from_directory(
         data_dir, validation_split=0.2, subset="training", seed=123,
@@ -196,7 +198,7 @@ def test_tensorflow_flowers_tutorial_ported(tmp_path, capsys):
     model.compile(optimizer="adam",
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    history = model.fit(train_ds, validation_data=val_ds, epochs=4, verbose=0)
-    assert history.history["val_accuracy"][-1] >= 0.5  # four colours: chance is 0.25
+    history = model.fit(train_ds, validation_data=val_ds, epochs=10, verbose=0)
+    assert max(history.history["val_accuracy"]) >= 0.6  # four colours: chance is 0.25
     loss, acc = model.evaluate(val_ds, verbose=0)
     assert np.isfinite(loss) and 0 <= acc <= 1

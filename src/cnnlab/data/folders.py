@@ -276,16 +276,42 @@ def _check_chunk(paths: list[str]) -> list[str | None]:
 
 def find_unreadable(paths: list[str], workers: int = 2) -> list[tuple[str, str]]:
     """[(path, why)] of the files that do not decode, checked in `workers` processes."""
-    if workers <= 1 or len(paths) < 64:  # a pool's start costs more than a few files
+    if workers <= 1 or len(paths) < 64:  # starting processes costs more than a few files
         reasons = _check_chunk(paths)
     else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
         chunk = max(16, len(paths) // (workers * 8))
         parts = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-            reasons = [r for part in pool.map(_check_chunk, parts) for r in part]
+        reasons = [r for part in parallel_map(_check_chunk, parts, workers) for r in part]
     return [(p, r) for p, r in zip(paths, reasons) if r is not None]
+
+
+class _Calls(torch.utils.data.Dataset):
+    def __init__(self, fn, items):
+        self.fn, self.items = fn, items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.fn(self.items[i])
+
+
+def parallel_map(fn, items: list, workers: int) -> list:
+    """[fn(item) for item in items], computed in `workers` forked processes.
+
+    A torch DataLoader rather than a multiprocessing pool: forking a process that runs
+    torch's threads (a training process) can leave a pool's children waiting forever on a
+    lock held at the fork (seen here, under load); torch's workers are made to be forked
+    from it. Its own generator: a DataLoader would otherwise draw its workers' seed from
+    torch's global generator and shift the training's random draws."""
+    if workers <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    import multiprocessing as mp
+    loader = torch.utils.data.DataLoader(
+        _Calls(fn, items), batch_size=None, num_workers=min(workers, len(items)),
+        collate_fn=lambda x: x, multiprocessing_context=mp.get_context("fork"),
+        generator=torch.Generator().manual_seed(0))
+    return list(loader)
 
 
 def skipped_report(skipped: list[tuple[str, str]], total: int, root: Path, listed_in: str) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .folders import COLOR_MODES, check_decode_options, decode_image
+from .folders import COLOR_MODES, check_decode_options, decode_image, parallel_map
 from .paths import cache_dir
 
 PREFETCH = 4          # batches each worker decodes ahead
@@ -147,12 +147,7 @@ class ImageStore:
             n = len(self)
             step = max(1, min(256, -(-n // max(self.workers, 1))))
             spans = [(s, min(s + step, n)) for s in range(0, n, step)]
-            if self.workers > 1 and len(spans) > 1:
-                import concurrent.futures as cf
-                with cf.ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork")) as pool:
-                    errors = list(pool.map(_fill, [(self, tmp, a, b) for a, b in spans]))
-            else:
-                errors = [_fill((self, tmp, a, b)) for a, b in spans]
+            errors = parallel_map(_fill, [(self, tmp, a, b) for a, b in spans], self.workers)
             failed = next((e for e in errors if e), None)
             if failed:
                 raise DataError(failed)
