@@ -179,7 +179,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"torch threads {torch.get_num_threads()}, python {platform.python_version()}")
+          f"torch threads {torch.get_num_threads()}, python {platform.python_version()}, "
+          f"load average {os.getloadavg()[0]:.1f} (figures on a busy machine vary several-fold)")
     with tempfile.TemporaryDirectory() as tmp:
         folder, cache = Path(tmp) / "pics", Path(tmp) / "cache"
         t0 = time.perf_counter()
@@ -216,6 +217,7 @@ def main(argv=None) -> int:
         w = fit_wait(sub, args.workers, 64)
         print(f"one epoch of fit on {w['images']} pictures, no cache: {w['epoch_s']:.1f}s, of which "
               f"{w['waited_s']:.2f}s ({100 * w['waited_s'] / w['epoch_s']:.0f}%) waiting for batches")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     return 0
 
 

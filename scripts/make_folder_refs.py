@@ -1,6 +1,7 @@
 """Make tests/keras_refs/folders.npz and folders_split.json with Keras itself, once.
 
-    benchmarks/.venvs/tf/bin/python scripts/make_folder_refs.py   # bash benchmarks/setup.sh tf
+    bash benchmarks/setup.sh tf && benchmarks/.venvs/tf/bin/pip install pillow==13.0.0
+    benchmarks/.venvs/tf/bin/python scripts/make_folder_refs.py
 
 What Keras 3's `image_dataset_from_directory` (TensorFlow's decoders and tf.image.resize)
 gives for lossless PNGs of odd sizes, generated from a seeded NumPy generator that the test
