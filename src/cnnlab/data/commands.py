@@ -37,6 +37,8 @@ def data_list(data_dir=None) -> str:
         lines.append(f"{'':<{INDENT}}here: {_availability(name, data_dir)}")
     for pattern, what in PATTERNS.items():
         lines.append(f"{pattern:<{INDENT}}{what}")
+    lines.append(f"{'folder:PATH':<{INDENT}}a folder of pictures, one sub-folder per class "
+                 "(see `cnnlab data info folder:PATH`)")
     return "\n".join(lines)
 
 

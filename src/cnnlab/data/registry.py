@@ -30,7 +30,6 @@ DESCRIPTIONS = {
 PATTERNS = {
     "npz:PATH": "a .npz file with arrays x_train, y_train, x_test, y_test (like Keras's mnist.npz)",
     "idx:DIR": "a directory with the four IDX files (train-images-idx3-ubyte[.gz], ...)",
-    "folder:PATH": "a folder of pictures, one sub-folder per class (see `cnnlab data info folder:PATH`)",
 }
 ALIASES = {"fashion_mnist": "fashion-mnist", "mnist_sample": "mnist-sample"}
 
