@@ -103,9 +103,10 @@ def test_decoding_and_resizing_match_keras(tmp_path, name, kw):
                                     kw.get("interpolation", "bilinear"))
         ref = refs[f"{name}_{i}"]
         assert ours.dtype == np.uint8 and ours.shape == ref.shape
-        # cnnlab rounds Keras's float32 result to bytes (its cache holds bytes): 0.5 apart at
-        # most; to grey, Pillow's ITU-R 601 luma and TensorFlow's PNG decoder differ by ~1 level
-        tolerance = 1.5 if name == "grey" else 0.5 + 1e-3
+        # cnnlab resizes in bytes (its cache holds bytes; torch's uint8 kernel rounds its
+        # fixed-point weights): one grey level from Keras's float32 at most; to grey, Pillow's
+        # ITU-R 601 luma and TensorFlow's PNG decoder differ by about one level more
+        tolerance = 2.0 if name == "grey" else 1.0 + 1e-3
         assert np.abs(ours.astype(np.float32) - ref).max() <= tolerance, (name, i)
 
 
