@@ -46,8 +46,8 @@ _positive_float = _number(float, lambda v: v > 0, "a positive number")
 
 def _data_args(p):
     p.add_argument("--data", metavar="NAME", help="dataset: mnist, fashion-mnist, mnist-sample, "
-                   "cifar10, cifar100, cifar100-coarse, npz:PATH or idx:DIR (default: the "
-                   "config's, else mnist)")
+                   "cifar10, cifar100, cifar100-coarse, npz:PATH, idx:DIR or folder:PATH "
+                   "(default: the config's, else mnist)")
     p.add_argument("--data-dir", metavar="DIR", help="look for datasets here first "
                    "(default: $CNNLAB_DATA)")
     p.add_argument("--no-fallback", action="store_true",

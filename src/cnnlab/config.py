@@ -160,6 +160,9 @@ def _check_schedule(s) -> None:
 
 
 def _check_data(d: dict) -> dict:
+    from .data.folder_data import check_folder_config, is_folder
+    if is_folder(d["name"]):  # a folder of pictures has settings of its own
+        return check_folder_config(d, DATA_DEFAULTS)
     _check_keys("data", d, DATA_DEFAULTS)
     if not isinstance(d["name"], str) or not d["name"]:
         raise ConfigError(f"Invalid value for `data.name`. Expected a dataset name such as "

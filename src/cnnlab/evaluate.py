@@ -21,12 +21,18 @@ def evaluate_run(run, root=DEFAULT_ROOT, data: str | None = None, data_dir=None,
     cfg = cfg.with_overrides(data={"name": data, "data_dir": data_dir,
                                    **({} if fallback else {"fallback": False})})
     ds, train, val = load_data(cfg, progress=False)
+    folder = cfg.data["name"] == "folder"
+    if val is None and folder:
+        from .errors import DataError
+        raise DataError(f"Run {model.run_dir} trained on a folder without validation data. "
+                        "Expected a val/ folder or data.validation_split > 0.")
     if val is None:  # the run validated on the last fraction of its training data
         from .train.data import split_validation
         _, val = split_validation(train, cfg.data["validation"])
     # the public API, two passes: Keras's evaluate for the metrics, predict for the classes
     result = model.evaluate(val, verbose=0, return_dict=True)
-    pred = model.predict(val.x.numpy(), batch_size=1000, verbose=0).argmax(axis=-1)
+    images = val.images() if folder else val.x.numpy()  # a folder's: decoded batch by batch
+    pred = model.predict(images, batch_size=1000, verbose=0).argmax(axis=-1)
     truth = val.y_index.numpy()
     if truth.ndim == 2:  # one-hot rows (a binary loss on class labels): the class is the 1
         truth = truth.argmax(axis=1)
@@ -54,7 +60,12 @@ def predict_files(run, paths, root=DEFAULT_ROOT, top: int = 3) -> dict:
     from .images import load_images
     model = load(run, root)
     spec = model.to_spec()
-    batch = load_images([str(p) for p in paths], spec.input_shape)
+    data = getattr(model, "run_config", None) and model.run_config.data
+    if data and data["name"] == "folder":  # resized as training resized (no MNIST recipe)
+        from .data.folder_data import load_pictures
+        batch = load_pictures([str(p) for p in paths], data, spec.input_shape)
+    else:
+        batch = load_images([str(p) for p in paths], spec.input_shape)
     probs = model.predict(batch, batch_size=256)
     names = class_names_of(model, probs.shape[-1])
     out = []

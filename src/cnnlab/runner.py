@@ -54,7 +54,8 @@ from .utils import set_random_seed
 # threads come from (the data's SHA-256 is checked against the run's; a different
 # thread count may change the last bits of the results).
 RESUMABLE_CHANGES = {("train", "epochs"), ("train", "threads"), ("train", "checkpoint_every_steps"),
-                     ("data", "data_dir"), ("data", "fallback")}
+                     ("data", "data_dir"), ("data", "fallback"),
+                     ("data", "cache"), ("data", "workers")}  # a folder's: the same bytes either way
 CHECKPOINT = "checkpoint.safetensors"
 RUN_FORMAT = "cnnlab-run-1"   # in metrics.json: marks a directory cnnlab created
 
@@ -84,6 +85,8 @@ def load_data(cfg: RunConfig, progress: bool = True):
     from .data.preprocess import prepare_images
     from .losses import get as get_loss
     d = cfg.data
+    if d["name"] == "folder":
+        return load_folder_data(cfg)
     ds = load_dataset(d["name"], data_dir=d["data_dir"], fallback=d["fallback"], progress=progress)
     spec, loss = cfg.spec, get_loss(cfg.train["loss"])
     x_train = prepare_images(ds.x_train, spec.input_shape)
@@ -99,6 +102,24 @@ def load_data(cfg: RunConfig, progress: bool = True):
     if d["validation"] != "test":
         return ds, train, None
     return ds, train, to_arrays(x_test, y_test, spec, loss, "validation")
+
+
+def load_folder_data(cfg: RunConfig):
+    """(folder data, train, val or None) of a `data: {name: folder}` config: listed, checked
+    file by file, decoded into the cache when `data.cache` (see data/folder_data.py)."""
+    from .data.folder_data import load_folder
+    from .losses import get as get_loss
+    from .train.streamed import folder_arrays
+    spec, loss = cfg.spec, get_loss(cfg.train["loss"])
+    fd = load_folder(cfg.data, spec.input_shape, cfg.train["seed"])
+    n = len(fd.class_names)
+    if n > spec.num_outputs and loss.target != "binary":
+        raise DataError(f"The folder has {n} classes ({', '.join(fd.class_names)}), but the "
+                        f"model's last layer has {spec.num_outputs} units. Expected units >= {n}.")
+    if cfg.data["cache"]:
+        fd.store.use_cache()
+    train, val = folder_arrays(fd, spec, loss)
+    return fd, train, val
 
 
 # -- callbacks that write the run directory -------------------------------------
@@ -415,6 +436,9 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
     model = build_model(cfg, t["seed"] if resume is None else None)
     if resume is None:
         run_dir = start_run_dir(cfg, out, name, prefix, lock)
+    if getattr(ds, "skipped", None):  # a folder's unreadable files, all of them
+        from .data.folders import skipped_text
+        atomic_write(run_dir / "skipped_files.txt", skipped_text(ds.skipped))
 
     user_callbacks = cbs.from_config(t["callbacks"], run_dir)
     metrics: dict = ((run_file(run_dir / "metrics.json", check_metrics, {})[0] or {})
@@ -442,7 +466,7 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
         p = meta.get("position", {}) if resume is not None else {}
         stream.write(f"Data: {ds.source}\n" if resume is None else
                      f"Resuming {run_dir} at {where(Position(p.get('epoch', 0), p.get('step', 0)))}\n")
-    split = 0.0 if val is not None else cfg.data["validation"]
+    split = 0.0 if val is not None or cfg.data["name"] == "folder" else cfg.data["validation"]
     try:
         if guard:
             guard.__enter__()

@@ -1,13 +1,14 @@
 """Keras's utils: `cnnlab.utils.to_categorical(y, 10)`, `PyDataset`, `set_random_seed(0)`,
-`cnnlab.utils.plot_model(model)`."""
+`cnnlab.utils.plot_model(model)`, `image_dataset_from_directory("PetImages", ...)`."""
 import sys
 
 from . import np_utils
+from .data.image_dataset import AUTOTUNE, image_dataset_from_directory
 from .data.preprocess import to_categorical as _one_hot
 from .train.loop import seed_everything as set_random_seed
 from .train.sources import PyDataset, Sequence
 
-__all__ = ["PyDataset", "Sequence", "plot_model", "set_random_seed", "to_categorical"]
+__all__ = ["AUTOTUNE", "PyDataset", "image_dataset_from_directory", "Sequence", "plot_model", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):

@@ -37,11 +37,16 @@ def data_list(data_dir=None) -> str:
         lines.append(f"{'':<{INDENT}}here: {_availability(name, data_dir)}")
     for pattern, what in PATTERNS.items():
         lines.append(f"{pattern:<{INDENT}}{what}")
+    lines.append(f"{'folder:PATH':<{INDENT}}a folder of pictures, one sub-folder per class "
+                 "(see `cnnlab data info folder:PATH`)")
     return "\n".join(lines)
 
 
 def data_info(name: str, data_dir=None) -> str:
     """Source, counts, class balance and checksum of a dataset available here (no download)."""
+    if isinstance(name, str) and name.startswith("folder:"):
+        from .folder_data import folder_info
+        return folder_info(name[len("folder:"):])
     key = resolve_name(name)
     ds = load_dataset(key, data_dir=data_dir, fallback=False, download=False, progress=False)
     title = FULL_DATASETS[key].title if key in FULL_DATASETS else DESCRIPTIONS.get(key, key)

@@ -187,6 +187,10 @@ def check_data(exp: Experiment) -> None:
         d = v.cfg.data
         key = (d["name"], d["data_dir"], d["fallback"])
         try:
+            if d["name"] == "folder":  # its shape and classes only: train_run checks each file
+                from ..data.folder_data import check_fits
+                check_fits(d, v.cfg.spec, get_loss(v.cfg.train["loss"]).target == "binary")
+                continue
             if key not in loaded:
                 loaded[key] = load_dataset(d["name"], data_dir=d["data_dir"],
                                            fallback=d["fallback"], progress=False)

@@ -324,10 +324,12 @@ class Trainer:
         steps, batch_size = self.steps_per_epoch(), self.batch_size
         order = epoch_order(len(train), self.seed, pos.epoch, self.shuffle, batch_size)
         weighted = train.weights is not None
+        # folder data (train/streamed.py) decodes the epoch's batches ahead, in workers
+        ahead = train.stream(order, batch_size, pos.step, steps) if hasattr(train, "stream") else None
         while pos.step < steps and not self.stop_training:
             cbs.on_train_batch_begin(pos.step)
             index = order[pos.step * batch_size:(pos.step + 1) * batch_size]
-            xb, yb, yi = train.batch(index)
+            xb, yb, yi = next(ahead) if ahead is not None else train.batch(index)
             xb, yb, yi = xb.to(self.device), yb.to(self.device), yi.to(self.device)
             if weighted:
                 loss_sum, hits = self.weighted_step(xb, yb, yi,
@@ -341,6 +343,8 @@ class Trainer:
             pos.step += 1
             pos.global_step += 1
             cbs.on_train_batch_end(pos.step - 1)
+        if ahead is not None:
+            ahead.close()  # stopped early: its workers go now, not when collected
         return steps if pos.step >= steps else None
 
     def _source_epoch(self, train: BatchSource, pos: Position, cbs) -> int | None:
