@@ -172,3 +172,29 @@ def test_killed_mid_epoch_and_resumed_equals_an_uninterrupted_run(pics, tmp_path
                         weights(run / "weights/final.safetensors"))
     assert (ref / "history.json").read_text() == (run / "history.json").read_text()
     time.sleep(0)  # the workers of the killed runs are gone with them (DataLoader's watchdog)
+
+
+def test_the_cats_vs_dogs_example_trains_on_a_folder_with_its_augmentation(
+        tmp_path, capsys, monkeypatch, keep_threads):  # noqa: F811
+    # examples/cats_vs_dogs.yaml as shipped (180x180 RGB, RandomFlip + RandomRotation, Rescaling),
+    # on a tiny generated PetImages-like folder: only the path and the run's length change
+    monkeypatch.chdir(tmp_path)
+    root = make_folder(tmp_path / "PetImages", classes=("Cat", "Dog"), per_class=5)
+    add_broken(root / "Cat")
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "examples/cats_vs_dogs.yaml").read_text())
+    assert [next(iter(l)) for l in cfg["model"]["layers"][:3]] == [
+        "RandomFlip", "RandomRotation", "Rescaling"]
+    cfg["data"].update(path=str(root), cache=False)
+    cfg["train"].update(epochs=1, batch_size=4, threads=1)
+    path = tmp_path / "cvd.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    code, out, err = run_cli(capsys, "train", path, "--name", "cvd", "--quiet", "--no-report")
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "runs/cvd/metrics.json").read_text())
+    assert metrics["data"]["class_names"] == ["Cat", "Dog"]
+    new = tmp_path / "mine.jpg"
+    picture(np.random.default_rng(1), (200, 120, 60), (300, 211)).save(new)
+    code, out, err = run_cli(capsys, "predict", "cvd", str(new), "--json")
+    assert code == 0, err
+    top = json.loads(out)["predictions"][0]["top"]
+    assert {t["class"] for t in top} == {"Cat", "Dog"}
