@@ -329,6 +329,26 @@ def test_cnnlab_train_takes_data_cifar10(env, monkeypatch, capsys, tmp_path):
     metrics = json.loads((tmp_path / "runs" / "c" / "metrics.json").read_text())
     assert metrics["data"]["name"] == "cifar10" and metrics["data"]["n_train"] == 20
 
+    # predict on a colour model: a picture of any size is resized to 32x32 as Keras resizes
+    # (stretched to the input, no fitting-and-padding, no MNIST inversion or centring)
+    from PIL import Image
+
+    import cnnlab
+    from cnnlab.data.folders import decode_image
+    from cnnlab.images import load_images
+    pic = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, (41, 97, 3), dtype=np.uint8)).save(pic)
+    code, out, err = run_cli(capsys, "predict", "c", str(pic), "--json", "--out", "runs")
+    assert code == 0, err
+    got = {t["index"]: t["probability"] for t in json.loads(out)["predictions"][0]["top"]}
+    x = decode_image(pic, (32, 32), "rgb", False)
+    assert x.shape == (32, 32, 3)
+    assert not np.array_equal(x, load_images([str(pic)], (32, 32, 3))[0])  # the old fit-and-pad
+    model = cnnlab.load(tmp_path / "runs" / "c")
+    want = model.predict(x[None], verbose=0)[0]
+    for i, p in got.items():
+        assert p == pytest.approx(float(want[i]), abs=1e-6)
+
 
 @pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4])
 def test_the_plain_data_reader_reads_what_pickle_writes(protocol):

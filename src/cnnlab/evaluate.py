@@ -61,9 +61,15 @@ def predict_files(run, paths, root=DEFAULT_ROOT, top: int = 3) -> dict:
     model = load(run, root)
     spec = model.to_spec()
     data = getattr(model, "run_config", None) and model.run_config.data
-    if data and data["name"] == "folder":  # resized as training resized (no MNIST recipe)
+    shape = tuple(spec.input_shape)
+    folder = bool(data) and data["name"] == "folder"
+    if folder or (len(shape) == 3 and shape[2] == 3):
+        # a folder run's pictures are resized as its training pictures were; any other colour
+        # model (CIFAR, npz) gets the same plain Keras resize to its input: the MNIST recipe
+        # (inversion, centring by mass) is for grey digit models only
         from .data.folder_data import load_pictures
-        batch = load_pictures([str(p) for p in paths], data, spec.input_shape)
+        settings = data if folder else {"image_size": None, "color_mode": None}
+        batch = load_pictures([str(p) for p in paths], settings, spec.input_shape)
     else:
         batch = load_images([str(p) for p in paths], spec.input_shape)
     probs = model.predict(batch, batch_size=256)
