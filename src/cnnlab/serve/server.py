@@ -1,0 +1,45 @@
+"""`cnnlab serve`: load the runs, then run the app under uvicorn until SIGTERM or Ctrl-C.
+
+    >>> serve(["runs/lecture-1"], host="127.0.0.1", port=8000)
+
+On SIGTERM (or SIGINT) uvicorn stops accepting connections, lets the requests in
+flight finish, runs the app's shutdown and returns; the process then exits 0.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+
+from ..errors import ConfigError, RunError
+from .limits import Settings
+from .models import load_served, servable_runs
+
+
+def serve(runs, runs_dir="runs", host: str = "127.0.0.1", port: int = 8000,
+          settings: Settings | None = None, stream=None) -> int:
+    import uvicorn
+
+    from .app import create_app
+    stream = stream or sys.stdout
+    if not runs:
+        runs = servable_runs(runs_dir)
+        if not runs:
+            raise RunError(f"No run to serve: {runs_dir} holds no run with final weights. "
+                           "Expected RUN arguments or a runs folder with finished runs "
+                           "(`cnnlab train` makes one).")
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"Invalid value for `--port`. Expected 0..65535. Received {port}.")
+    models = load_served(runs, runs_dir)
+    app = create_app(models, runs_dir=runs_dir, settings=settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it once it has drained; with the default
+    # handler that would end the process with 143. A no-op handler makes it a clean exit 0.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    names = ", ".join(models)
+    stream.write(f"Serving {names} on http://{host}:{port}/ (API docs at /docs, runs at "
+                 f"/dashboard). Ctrl-C or SIGTERM stops it.\n")
+    stream.flush()
+    server.run()
+    return 0
