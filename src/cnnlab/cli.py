@@ -102,12 +102,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("run")
     pl.add_argument("--out", default="runs", help="runs folder (default: runs)")
 
-    ex = sub.add_parser("export", help="write a run's model as a file Keras opens")
+    ex = sub.add_parser("export", help="write a run's model as a file Keras, ONNX runtimes "
+                        "or TorchScript open")
     ex.add_argument("run")
-    ex.add_argument("--format", default="keras", choices=("keras",),
-                    help="file format: keras, Keras 3's .keras zip (default: keras)")
+    ex.add_argument("--format", default="keras", choices=("keras", "onnx", "torchscript"),
+                    help="file format: keras, Keras 3's .keras zip; onnx; torchscript, a .pt "
+                    "for torch.jit.load (default: keras)")
     ex.add_argument("--output", metavar="FILE", help="where to write it (default: "
-                    "RUN/model.keras)")
+                    "RUN/model.keras, .onnx or .pt)")
     ex.add_argument("--weights", choices=("final", "best"), default="final",
                     help="which of the run's weights (default: final)")
     ex.add_argument("--out", default="runs", help="runs folder (default: runs)")
