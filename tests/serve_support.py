@@ -29,17 +29,17 @@ train:
 """
 
 
-def train(root, name, text=MINI, **data):
+def train(root, run_name, text=MINI, **data):
     from cnnlab.config import RunConfig
     from cnnlab.runner import train_run
-    config = root / f"{name}.yaml"
+    config = root / f"{run_name}.yaml"
     config.write_text(text)
     cfg = RunConfig.load(config)
     if data:
         cfg = cfg.with_overrides(data=data)
-    result = train_run(cfg, out=root, name=name, quiet=True)
+    result = train_run(cfg, out=root, name=run_name, quiet=True)
     assert result.exit_code == 0, result.message
-    return root / name
+    return root / run_name
 
 
 @pytest.fixture(scope="session")
