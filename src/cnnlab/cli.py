@@ -169,6 +169,9 @@ def _serve_args(sub):
                    f"(default: {d.max_wait_ms:g}; 0 with --max-batch 1 turns batching off)")
     v.add_argument("--timeout", type=_positive_float, default=d.timeout_s,
                    help=f"seconds a request may wait for its prediction (default: {d.timeout_s:g})")
+    v.add_argument("--threads", type=_positive_int, default=1,
+                   help="torch threads for the forward passes (default: 1; more helps large "
+                   "batches on an otherwise idle machine)")
 
 
 # -- commands ----------------------------------------------------------------------
@@ -255,7 +258,8 @@ def cmd_serve(args, out):
     from .serve import Settings, serve
     settings = Settings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                         timeout_s=args.timeout)
-    return serve(args.runs, args.runs_dir, args.host, args.port, settings, stream=out)
+    return serve(args.runs, args.runs_dir, args.host, args.port, settings, stream=out,
+                 threads=args.threads)
 
 
 def cmd_runs(args, out):

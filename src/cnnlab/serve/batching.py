@@ -5,7 +5,10 @@
     >>> batcher.calls, batcher.images                  # forward passes run, images through them
 
 The first request to arrive starts a batch; requests arriving within `max_wait_s`
-(or until `max_batch` images are waiting) join it. The model runs in one worker
+(or until `max_batch` images are waiting) join it. The batch waits only for requests
+it knows are coming: the app `announce()`s each request as it arrives, before its
+body is read and decoded, so a lone request runs at once instead of waiting
+`max_wait_s` for company that is not there. The model runs in one worker
 thread, outside the event loop, so the server keeps accepting requests while it
 computes; the next batch collects during the current one's forward pass. With
 `max_wait_s=0` and `max_batch=1` every request runs alone (the benchmark's "off").
@@ -27,13 +30,23 @@ class Batcher:
         self.max_wait_s = max_wait_s    # seconds a batch waits for company after its first request
         self.calls = 0                  # forward passes run
         self.images = 0                 # images through them
+        self.coming = 0                 # requests announced, not yet taken into a batch
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         # one thread: the model is not thread-safe, and one forward pass already uses every core
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cnnlab-predict")
 
+    def announce(self) -> None:
+        """A request for this model has arrived; `submit` or `withdraw` follows."""
+        self.coming += 1
+
+    def withdraw(self) -> None:
+        """An announced request was refused before it reached `submit`."""
+        self.coming -= 1
+
     async def submit(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for `batch` (N, *input_shape), computed with whatever else is waiting."""
+        """Probabilities for `batch` (N, *input_shape), computed with whatever else is waiting.
+        Counts as the arrival of an announced request (or of one that was not)."""
         if self._task is None:
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._loop())
@@ -48,6 +61,14 @@ class Batcher:
             items, count = [first], len(first[0])
             deadline = loop.time() + self.max_wait_s
             while count < self.max_batch:
+                if self.coming <= len(items):  # nothing else announced: no one to wait for
+                    try:
+                        item = self._queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        break
+                    items.append(item)
+                    count += len(item[0])
+                    continue
                 try:
                     item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
@@ -60,6 +81,7 @@ class Batcher:
                         break
                 items.append(item)
                 count += len(item[0])
+            self.coming = max(0, self.coming - len(items))
             items = [(b, f) for b, f in items if not f.cancelled()]  # timed-out requests
             if items:
                 await self._run(loop, items)
