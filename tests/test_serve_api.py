@@ -265,3 +265,11 @@ def test_feature_maps_of_a_drawing(client, seven):
     assert [(l["name"], l["shape"]) for l in layers] == [("conv2d", [26, 26, 8]), ("max_pooling2d", [13, 13, 8])]
     maps = np.array(layers[0]["maps"])
     assert maps.shape == (8, 26, 26) and maps.min() >= 0 and maps.max() <= 255
+
+
+def test_training_writes_the_live_progress_the_dashboard_reads(runs_root):  # noqa: F811
+    progress = json.loads((runs_root / "mini" / "progress.json").read_text())
+    metrics = json.loads((runs_root / "mini" / "metrics.json").read_text())
+    assert (progress["epoch"], progress["epochs"]) == (2, 2)
+    assert progress["step"] == progress["steps"] == metrics["steps_per_epoch"]
+    assert progress["logs"]["val_accuracy"] == metrics["final_val_accuracy"]
