@@ -1,7 +1,6 @@
 """The prediction API in one process: every endpoint, every refusal, the dynamic batcher."""
 import asyncio
 import base64
-import io
 import json
 import struct
 import time
@@ -119,6 +118,10 @@ REFUSALS = [
     ("bad base64", dict(json={"image": "not base64 !!"}), 400, "Expected base64"),
     ("bad JSON", dict(content=b'{"image": ', headers={"content-type": "application/json"}),
      400, "Invalid JSON body"),
+    ("JSON nested too deeply", dict(content=b"[" * 100_000 + b"]" * 100_000,
+                                    headers={"content-type": "application/json"}), 400, "nested too deeply"),
+    ("file as a text field", dict(data={"file": "hello"}, files={"other": ("x", b"x")}), 422,
+     "Expected an uploaded file"),
     ("JSON not an object", dict(json=[1, 2]), 422, "Received a list"),
     ("missing field", dict(json={"picture": "x"}), 422, "Received fields: picture"),
     ("images not a list", dict(json={"images": "abc"}), 422, "Expected a non-empty list"),

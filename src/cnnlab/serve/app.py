@@ -219,6 +219,9 @@ async def _json_inputs(request: Request, served: ServedModel, settings: Settings
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as err:
         raise Refusal(400, f"Invalid JSON body: {err}.") from None
+    except RecursionError:
+        raise Refusal(400, "Invalid JSON body: nested too deeply. Expected an object with "
+                           "`image`, `images` or `pixels`.") from None
     if not isinstance(body, dict):
         raise Refusal(422, "Invalid JSON body. Expected an object with `image`, `images` or "
                            f"`pixels`. Received a {type(body).__name__}.")
