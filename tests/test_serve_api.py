@@ -276,3 +276,16 @@ def test_training_writes_the_live_progress_the_dashboard_reads(runs_root):  # no
     assert (progress["epoch"], progress["epochs"]) == (2, 2)
     assert progress["step"] == progress["steps"] == metrics["steps_per_epoch"]
     assert progress["logs"]["val_accuracy"] == metrics["final_val_accuracy"]
+
+
+def test_experiment_reports_are_listed_and_viewable(served, tmp_path):
+    (tmp_path / "improve").mkdir()
+    (tmp_path / "improve" / "report.html").write_text("<html><h1>Improving</h1></html>")
+    (tmp_path / "improve" / "secret.safetensors").write_bytes(b"\0")
+    with TestClient(create_app(served, runs_dir=tmp_path)) as c:
+        body = c.get("/api/runs").json()
+        assert body == {"runs": [], "reports": [{"name": "improve", "url": "/files/improve/report.html"}]}
+        page = c.get(body["reports"][0]["url"])
+        assert page.status_code == 200 and "<h1>Improving</h1>" in page.text
+        assert page.headers["content-type"].startswith("text/html")
+        assert c.get("/files/improve/secret.safetensors").status_code == 404
