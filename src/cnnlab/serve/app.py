@@ -36,7 +36,7 @@ from .models import ServedModel
 log = logging.getLogger("cnnlab.serve")
 
 IMAGE_TYPES = ("image/png", "image/jpeg")
-INLINE_DECODE_BYTES = 32 * 1024  # smaller uploads are decoded on the event loop itself
+INLINE_DECODE_BYTES = 32 * 1024  # smaller uploads are decoded on the event loop when it is idle
 _PREDICT_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "properties": {
         "file": {"type": "array", "items": {"type": "string", "format": "binary"}}}}},
@@ -139,7 +139,7 @@ def _add_api(app: FastAPI, models, batchers, settings: Settings) -> None:
         batcher = batchers[name]
         batcher.announce()  # so the batch being collected waits for this one
         try:
-            batch, k = await _read_inputs(request, served, settings)
+            batch, k = await _read_inputs(request, served, settings, busy=batcher.coming > 1)
             k = _check_top(top if top is not None else k, settings.top, len(served.class_names))
         except BaseException:
             batcher.withdraw()
@@ -185,16 +185,18 @@ def _check_top(k, default: int, classes: int) -> int:
     return k
 
 
-async def _read_inputs(request: Request, served: ServedModel, settings: Settings):
-    """The request's images as uint8 (N, *input_shape), and the `top` a JSON body asked for."""
+async def _read_inputs(request: Request, served: ServedModel, settings: Settings,
+                       busy: bool = False):
+    """The request's images as uint8 (N, *input_shape), and the `top` a JSON body asked for.
+    `busy`: other requests are in flight (decode in threads, not on the loop)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         images = await _multipart_files(request, settings)
-        return await _decode_all(served, images, settings), None
+        return await _decode_all(served, images, settings, busy), None
     if kind in IMAGE_TYPES:
-        return await _decode_all(served, [("<body>", await request.body())], settings), None
+        return await _decode_all(served, [("<body>", await request.body())], settings, busy), None
     if kind == "application/json":
-        return await _json_inputs(request, served, settings)
+        return await _json_inputs(request, served, settings, busy)
     raise Refusal(415, "Unsupported content type. Expected multipart/form-data, application/json, "
                        f"image/png or image/jpeg. Received {kind or 'none'!r}.")
 
@@ -214,7 +216,7 @@ async def _multipart_files(request: Request, settings: Settings) -> list[tuple[s
     return out
 
 
-async def _json_inputs(request: Request, served: ServedModel, settings: Settings):
+async def _json_inputs(request: Request, served: ServedModel, settings: Settings, busy: bool):
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError) as err:
@@ -242,7 +244,7 @@ async def _json_inputs(request: Request, served: ServedModel, settings: Settings
     _check_count(len(texts), settings)
     images = [(f"{field}[{i}]" if field == "images" else "image", _b64(t, field, i))
               for i, t in enumerate(texts)]
-    return await _decode_all(served, images, settings), body.get("top")
+    return await _decode_all(served, images, settings, busy), body.get("top")
 
 
 def _b64(text: str, field: str, i: int) -> bytes:
@@ -262,7 +264,7 @@ def _check_count(n: int, settings: Settings) -> None:
                            f"{settings.max_images}. Received {n}.")
 
 
-async def _decode_all(served: ServedModel, images, settings: Settings):
+async def _decode_all(served: ServedModel, images, settings: Settings, busy: bool):
     _check_count(len(images), settings)
 
     def decode():
@@ -270,9 +272,11 @@ async def _decode_all(served: ServedModel, images, settings: Settings):
         return np.concatenate([served.from_image_bytes(data, label, settings.max_pixels)
                                for label, data in images])
     try:
-        if sum(len(data) for _, data in images) <= INLINE_DECODE_BYTES:
-            return decode()  # a drawing or a small digit: ~0.5 ms, less than a thread hop
-        return await run_in_threadpool(decode)  # a photo takes long enough to stall the loop
+        if not busy and sum(len(data) for _, data in images) <= INLINE_DECODE_BYTES:
+            return decode()  # a lone drawing or small digit: ~0.5 ms, less than a thread hop
+        # a photo would stall the loop; under load, PIL's decoding and resizing release the
+        # GIL, so threads decode while the loop parses the next requests
+        return await run_in_threadpool(decode)
     except DataError as err:
         bomb = "decompression bomb" in str(err)
         raise Refusal(413 if bomb else 415, str(err)) from None
