@@ -67,3 +67,17 @@ def test_serve_refuses_a_missing_run_with_exit_5(runs_root):  # noqa: F811
     r = subprocess.run([sys.executable, "-m", "cnnlab", "serve", "nope", "--runs-dir", str(runs_root)],
                        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
     assert r.returncode == 5 and "No run found at 'nope'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_taken_port_is_refused_with_exit_2_before_loading(runs_root):  # noqa: F811
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "cnnlab", "serve", "mini", "--out", str(runs_root),
+                            "--port", str(port)], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": SRC}, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert f"Cannot listen on 127.0.0.1:{port}: Address already in use." in r.stderr
+    assert "Traceback" not in r.stderr

@@ -157,8 +157,8 @@ def _serve_args(sub):
     v = sub.add_parser("serve", help="serve runs over HTTP: prediction API, draw page, dashboard")
     v.add_argument("runs", nargs="*", metavar="RUN", help="runs to serve (default: every run "
                    "of --runs-dir with final weights)")
-    v.add_argument("--runs-dir", default="runs", help="runs folder, for RUN names and the "
-                   "dashboard (default: runs)")
+    v.add_argument("--runs-dir", "--out", dest="runs_dir", default="runs", help="runs folder, "
+                   "for RUN names and the dashboard (default: runs)")
     v.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, "
                    "this machine only)")
     v.add_argument("--port", type=_nonneg_int, default=8000, help="port (default: 8000)")

@@ -8,6 +8,7 @@ flight finish, runs the app's shutdown and returns; the process then exits 0.
 from __future__ import annotations
 
 import signal
+import socket
 import sys
 
 from ..errors import ConfigError, RunError
@@ -30,6 +31,7 @@ def serve(runs, runs_dir="runs", host: str = "127.0.0.1", port: int = 8000,
                            "(`cnnlab train` makes one).")
     if not 0 <= port <= 65535:
         raise ConfigError(f"Invalid value for `--port`. Expected 0..65535. Received {port}.")
+    _check_can_listen(host, port)  # before the models load: a taken port fails in a second
     # one thread by default: a server's batches are small, and torch's OpenMP threads wait at
     # every barrier for a core that the event loop or image decoding holds (20 ms instead of
     # 1.5 ms for one image of the lecture's model on a busy 2-core machine)
@@ -48,3 +50,21 @@ def serve(runs, runs_dir="runs", host: str = "127.0.0.1", port: int = 8000,
     stream.flush()
     server.run()
     return 0
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """ConfigError if host:port cannot be bound (taken, or an address this machine lacks),
+    instead of uvicorn's log line and exit 1 after the models have loaded."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as err:
+        raise ConfigError(f"Invalid value for `--host`. Expected an address of this machine. "
+                          f"Received {host!r} ({err.strerror}).") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind(address)
+        except OSError as err:
+            raise ConfigError(f"Cannot listen on {host}:{port}: {err.strerror}. Expected a free "
+                              "port (--port) on an address of this machine (--host).") from None
