@@ -289,3 +289,16 @@ def test_experiment_reports_are_listed_and_viewable(served, tmp_path):
         assert page.status_code == 200 and "<h1>Improving</h1>" in page.text
         assert page.headers["content-type"].startswith("text/html")
         assert c.get("/files/improve/secret.safetensors").status_code == 404
+
+
+def test_serving_a_whole_runs_folder_names_experiment_runs_apart(runs_root, tmp_path):  # noqa: F811
+    import shutil
+
+    from cnnlab.serve.models import servable_runs
+    shutil.copytree(runs_root / "mini", tmp_path / "mini")
+    shutil.copytree(runs_root / "mini", tmp_path / "exp" / "mini")
+    (tmp_path / "unfinished").mkdir()
+    shutil.copy(runs_root / "mini" / "config.yaml", tmp_path / "unfinished")
+    paths, names = servable_runs(tmp_path)
+    assert sorted(names) == ["exp.mini", "mini"]
+    assert sorted(load_served(paths, tmp_path, names)) == ["exp.mini", "mini"]

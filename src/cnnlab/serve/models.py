@@ -70,15 +70,16 @@ class ServedModel:
                 for i in order]
 
 
-def load_served(runs, root="runs") -> dict[str, ServedModel]:
-    """Load each run once; the model's name in URLs is its run directory's name."""
+def load_served(runs, root="runs", names=None) -> dict[str, ServedModel]:
+    """Load each run once; the model's name in URLs is its run directory's name, or
+    `names[i]` for `runs[i]`."""
     from ..evaluate import class_names_of
     from ..runs import find_run, load, read_json
     from ..summary import summary_json, summary_text
     out: dict[str, ServedModel] = {}
-    for ref in runs:
+    for i, ref in enumerate(runs):
         path = find_run(ref, root)
-        name = path.name
+        name = names[i] if names is not None else path.name
         if name in out:
             raise ConfigError(f"Two runs named {name!r} were given ({out[name].run_dir} and {path}). "
                               "Expected runs with different directory names: a model's name in the "
@@ -100,11 +101,12 @@ def load_served(runs, root="runs") -> dict[str, ServedModel]:
     return out
 
 
-def servable_runs(root) -> list[Path]:
-    """Every run under `root` (experiment folders included) that has final weights."""
+def servable_runs(root) -> tuple[list[Path], list[str]]:
+    """Every run under `root` that has final weights, and its name: a run of an experiment
+    folder is `experiment.variant` (two experiments may both have a `baseline`)."""
     from ..runs import list_runs
-    return [Path(r["path"]) for r in list_runs(root)
-            if (Path(r["path"]) / "weights" / "final.safetensors").is_file()]
+    rows = [r for r in list_runs(root) if (Path(r["path"]) / "weights" / "final.safetensors").is_file()]
+    return [Path(r["path"]) for r in rows], [r["name"].replace("/", ".") for r in rows]
 
 
 def _weights_digest(run_dir: Path) -> str:

@@ -23,8 +23,9 @@ def serve(runs, runs_dir="runs", host: str = "127.0.0.1", port: int = 8000,
 
     from .app import create_app
     stream = stream or sys.stdout
+    names = None
     if not runs:
-        runs = servable_runs(runs_dir)
+        runs, names = servable_runs(runs_dir)
         if not runs:
             raise RunError(f"No run to serve: {runs_dir} holds no run with final weights. "
                            "Expected RUN arguments or a runs folder with finished runs "
@@ -36,7 +37,7 @@ def serve(runs, runs_dir="runs", host: str = "127.0.0.1", port: int = 8000,
     # every barrier for a core that the event loop or image decoding holds (20 ms instead of
     # 1.5 ms for one image of the lecture's model on a busy 2-core machine)
     torch.set_num_threads(threads)
-    models = load_served(runs, runs_dir)
+    models = load_served(runs, runs_dir, names)
     app = create_app(models, runs_dir=runs_dir, settings=settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=30)
