@@ -43,8 +43,10 @@ def serve(runs, runs_dir="runs", host: str = "127.0.0.1", port: int = 8000,
                             timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has drained; with the default
-    # handler that would end the process with 143. A no-op handler makes it a clean exit 0.
-    signal.signal(signal.SIGTERM, lambda *_: None)
+    # handlers that would end the process with 143 (or a KeyboardInterrupt, 130). No-op
+    # handlers make a drained stop a clean exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     names = ", ".join(models)
     stream.write(f"Serving {names} on http://{host}:{port}/ (API docs at /docs, runs at "
                  f"/dashboard). Ctrl-C or SIGTERM stops it.\n")
