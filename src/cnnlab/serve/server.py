@@ -7,9 +7,11 @@ flight finish, runs the app's shutdown and returns; the process then exits 0.
 """
 from __future__ import annotations
 
-import signal
+import contextlib
 import socket
 import sys
+
+import uvicorn
 
 from ..errors import ConfigError, RunError
 from .limits import Settings
@@ -19,7 +21,6 @@ from .models import load_served, servable_runs
 def serve(runs, runs_dir="runs", host: str = "127.0.0.1", port: int = 8000,
           settings: Settings | None = None, stream=None, threads: int = 1) -> int:
     import torch
-    import uvicorn
 
     from .app import create_app
     stream = stream or sys.stdout
@@ -41,18 +42,29 @@ def serve(runs, runs_dir="runs", host: str = "127.0.0.1", port: int = 8000,
     app = create_app(models, runs_dir=runs_dir, settings=settings)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=30)
-    server = uvicorn.Server(config)
-    # uvicorn re-raises the signal that stopped it once it has drained; with the default
-    # handlers that would end the process with 143 (or a KeyboardInterrupt, 130). No-op
-    # handlers make a drained stop a clean exit 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
+    server = DrainingServer(config)
     names = ", ".join(models)
     stream.write(f"Serving {names} on http://{host}:{port}/ (API docs at /docs, runs at "
                  f"/dashboard). Ctrl-C or SIGTERM stops it.\n")
     stream.flush()
     server.run()
     return 0
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, except that a signal it has drained on is not re-raised.
+
+    uvicorn restores the previous handlers after a graceful shutdown and raises the signal
+    again, which ends the process with 143 (SIGTERM) or a KeyboardInterrupt (Ctrl-C). The
+    requests in flight have been answered by then: the stop was clean, so exit 0. Until
+    uvicorn installs its handlers (during its startup) the default ones still apply, so a
+    signal is never lost."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 def _check_can_listen(host: str, port: int) -> None:
