@@ -10,8 +10,12 @@ pass), `models` (a run as a served model: images -> arrays -> probabilities),
 draw page), `server` (uvicorn, SIGTERM drains and exits 0). FastAPI and uvicorn
 are imported only here, so the rest of cnnlab runs without them.
 """
-from .limits import Settings
-from .models import load_served
+from .limits import Settings  # light: the CLI reads its defaults for --help
+
+
+def load_served(*args, **kwargs):
+    from .models import load_served as load
+    return load(*args, **kwargs)
 
 
 def create_app(*args, **kwargs):

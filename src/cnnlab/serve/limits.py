@@ -13,13 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..images import MAX_PIXELS
-
 
 @dataclass(frozen=True)
 class Settings:
     max_body_bytes: int = 8 * 1024 * 1024   # bytes of one request body
-    max_pixels: int = min(MAX_PIXELS, 16_000_000)  # width * height of one uploaded image
+    max_pixels: int = 16_000_000  # width * height of one upload (cnnlab predict's: 40 M)
     max_images: int = 64        # images in one request
     max_batch: int = 256        # images in one forward pass (the dynamic batch)
     max_wait_ms: float = 2.0    # ms a batch waits for more requests after its first
