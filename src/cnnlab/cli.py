@@ -3,8 +3,9 @@
     cnnlab train [CONFIG.yaml] [--data NAME] [--epochs N] ...
     cnnlab summary [FILE | RUN] [--json]
     cnnlab evaluate RUN | predict RUN IMAGE... | plot RUN | runs
-    cnnlab export RUN [--format keras] [--output FILE]
+    cnnlab export RUN [--format keras|onnx|torchscript] [--output FILE]
     cnnlab explain RUN IMAGE... [--output DIR] [--json] | report RUN [--output DIR]
+    cnnlab serve [RUN...] [--host 127.0.0.1] [--port 8000]
     cnnlab data list | info NAME | fetch NAME
 
 `main()` turns every `CnnlabError` into its message on stderr and its exit
@@ -105,15 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("run")
     pl.add_argument("--out", default="runs", help="runs folder (default: runs)")
 
-    ex = sub.add_parser("export", help="write a run's model as a file Keras opens")
+    ex = sub.add_parser("export", help="write a run's model as a file Keras, ONNX runtimes "
+                        "or TorchScript open")
     ex.add_argument("run")
-    ex.add_argument("--format", default="keras", choices=("keras",),
-                    help="file format: keras, Keras 3's .keras zip (default: keras)")
+    ex.add_argument("--format", default="keras", choices=("keras", "onnx", "torchscript"),
+                    help="file format: keras, Keras 3's .keras zip; onnx; torchscript, a .pt "
+                    "for torch.jit.load (default: keras)")
     ex.add_argument("--output", metavar="FILE", help="where to write it (default: "
-                    "RUN/model.keras)")
+                    "RUN/model.keras, .onnx or .pt)")
     ex.add_argument("--weights", choices=("final", "best"), default="final",
                     help="which of the run's weights (default: final)")
     ex.add_argument("--out", default="runs", help="runs folder (default: runs)")
+
+    _serve_args(sub)
 
     r = sub.add_parser("runs", help="list runs with their headline figures")
     r.add_argument("--out", default="runs", help="runs folder (default: runs)")
@@ -150,6 +155,29 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("name")
     df.add_argument("--data-dir", metavar="DIR")
     return p
+
+
+def _serve_args(sub):
+    from .serve.limits import Settings
+    d = Settings()
+    v = sub.add_parser("serve", help="serve runs over HTTP: prediction API, draw page, dashboard")
+    v.add_argument("runs", nargs="*", metavar="RUN", help="runs to serve (default: every run "
+                   "of --runs-dir with final weights)")
+    v.add_argument("--runs-dir", "--out", dest="runs_dir", default="runs", help="runs folder, "
+                   "for RUN names and the dashboard (default: runs)")
+    v.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, "
+                   "this machine only)")
+    v.add_argument("--port", type=_nonneg_int, default=8000, help="port (default: 8000)")
+    v.add_argument("--max-batch", type=_positive_int, default=d.max_batch,
+                   help=f"images per forward pass, dynamic batching (default: {d.max_batch})")
+    v.add_argument("--max-wait-ms", type=_number(float, lambda x: x >= 0, "a number >= 0"),
+                   default=d.max_wait_ms, help="ms a batch waits for more requests "
+                   f"(default: {d.max_wait_ms:g}; 0 with --max-batch 1 turns batching off)")
+    v.add_argument("--timeout", type=_positive_float, default=d.timeout_s,
+                   help=f"seconds a request may wait for its prediction (default: {d.timeout_s:g})")
+    v.add_argument("--threads", type=_positive_int, default=1,
+                   help="torch threads for the forward passes (default: 1; more helps large "
+                   "batches on an otherwise idle machine)")
 
 
 # -- commands ----------------------------------------------------------------------
@@ -285,6 +313,14 @@ def cmd_export(args, out):
     return 0
 
 
+def cmd_serve(args, out):
+    from .serve import Settings, serve
+    settings = Settings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                        timeout_s=args.timeout)
+    return serve(args.runs, args.runs_dir, args.host, args.port, settings, stream=out,
+                 threads=args.threads)
+
+
 def cmd_runs(args, out):
     from .runs import format_runs, list_runs
     rows = list_runs(args.out)
@@ -353,6 +389,7 @@ def cmd_compare(args, out):
 
 COMMANDS = {"experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
             "export": cmd_export, "explain": cmd_explain, "report": cmd_report,
+            "serve": cmd_serve,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data}
 
 

@@ -45,6 +45,7 @@ from .runs import check_name, create_run_dir, find_run, write_history, write_jso
 from .summary import summary_text
 from .train import callbacks as cbs
 from .train.progress import ProgressBar
+from .train.live import LiveProgress
 from .train.checkpoint import Checkpointer, RestoreCheckpoint, read_checkpoint_meta, where
 from .train.data import to_arrays
 from .train.loop import Position
@@ -461,7 +462,8 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
         then=lambda: prepare_resumed_dir(run_dir, cfg))]  # the first write: all checks passed
     callbacks = [*restore, *([guard] if guard else []),
                  *run_callbacks(t, user_callbacks, times, quiet, stream),
-                 history, writer, checkpointer]
+                 history, writer, checkpointer,
+                 LiveProgress(run_dir)]  # progress.json, for the dashboard's live view
     if not quiet:
         p = meta.get("position", {}) if resume is not None else {}
         stream.write(f"Data: {ds.source}\n" if resume is None else
