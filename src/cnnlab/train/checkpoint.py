@@ -216,8 +216,9 @@ def _restore_callbacks(path, tensors, saved: dict, callbacks) -> None:
 
 def _check_position(path, pos: Position, steps, batch_size) -> None:
     """The restored position must lie inside an epoch of this run: a step beyond the epoch's
-    steps would skip the rest of the epoch silently, with a loss of zero."""
-    ok = steps is None or 0 <= pos.step < steps
+    steps would skip the rest of the epoch silently, with a loss of zero. step == steps is a
+    checkpoint taken after the epoch's last step, before its end (validation, logs) ran."""
+    ok = steps is None or 0 <= pos.step <= steps
     if ok and batch_size:
         ok = 0 <= pos.sums.seen <= pos.step * batch_size
     if not ok:
