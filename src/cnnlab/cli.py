@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default="runs", help="runs folder (default: runs)")
     x.add_argument("--quiet", action="store_true", help="print only the report's location")
 
+    _tune_parser(sub)
+
     c = sub.add_parser("compare", help="compare runs: table, overlaid curves, report")
     c.add_argument("runs", nargs="+", metavar="RUN")
     c.add_argument("--out", default="runs", help="runs folder (default: runs)")
@@ -144,6 +146,25 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("name")
     df.add_argument("--data-dir", metavar="DIR")
     return p
+
+
+def _tune_parser(sub):
+    u = sub.add_parser("tune", help="search a config's settings with Optuna (docs/tune.md)")
+    u.add_argument("file", help="tune YAML: base config, params (the search space), variant")
+    _data_args(u)
+    u.add_argument("--trials", type=_positive_int, help="trials in the study, those already run "
+                   "included (default: the file's, else 20)")
+    u.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                   help="start no trial after this many seconds (default: none)")
+    u.add_argument("--jobs", type=_positive_int, default=1, help="trials in parallel processes, "
+                   "cores divided between them (default: 1)")
+    u.add_argument("--storage", metavar="URL", help="Optuna storage shared by workers: "
+                   "sqlite:///PATH, postgresql://..., mysql://..., journal:PATH (default: "
+                   "sqlite in OUT/NAME/study.db)")
+    u.add_argument("--epochs", type=_positive_int, help="epochs per trial (default: the base's)")
+    u.add_argument("--name", help="study and folder name (default: the file's stem)")
+    u.add_argument("--out", default="runs", help="runs folder (default: runs)")
+    u.add_argument("--quiet", action="store_true", help="print only the report's location")
 
 
 # -- commands ----------------------------------------------------------------------
@@ -281,6 +302,18 @@ def cmd_experiment(args, out):
     return 0
 
 
+def cmd_tune(args, out):
+    from .tune import run_tune
+    data = {"name": args.data, "data_dir": args.data_dir}
+    if args.no_fallback:
+        data["fallback"] = False
+    report = run_tune(args.file, out=args.out, name=args.name, trials=args.trials,
+                      timeout=args.timeout, jobs=args.jobs, storage=args.storage,
+                      epochs=args.epochs, data=data, quiet=args.quiet, stream=out)
+    out.write(f"Report: {report}\nBest config: {report.parent / 'best_config.yaml'}\n")
+    return 0
+
+
 def cmd_compare(args, out):
     from .experiments import compare_runs
     report = compare_runs(args.runs, root=args.out, report_dir=args.report, stream=out)
@@ -288,7 +321,7 @@ def cmd_compare(args, out):
     return 0
 
 
-COMMANDS = {"experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
+COMMANDS = {"tune": cmd_tune, "experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
             "export": cmd_export,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data}
 

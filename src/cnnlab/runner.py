@@ -377,7 +377,8 @@ def run_callbacks(t: dict, user_callbacks, times: list, quiet: bool, stream) -> 
 
 def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: bool = False,
               resume=None, stream=None, handle_signals: bool = False, prefix: str = "run",
-              overrides: dict | None = None) -> RunResult:
+              overrides: dict | None = None, callbacks=()) -> RunResult:
+    """`callbacks`: more callbacks for `fit`, after the config's (a search's pruning hook)."""
     stream = stream or sys.stdout
     if resume is not None:
         run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
@@ -395,7 +396,7 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
     if resume is None:
         run_dir = start_run_dir(cfg, out, name, prefix)
 
-    user_callbacks = cbs.from_config(t["callbacks"], run_dir)
+    user_callbacks = [*cbs.from_config(t["callbacks"], run_dir), *callbacks]
     metrics: dict = (read_json(run_dir / "metrics.json", {}) or {}) if resume is not None else {}
     if resume is None:
         metrics.update({"format": RUN_FORMAT, "status": "running", "name": run_dir.name})
