@@ -52,9 +52,9 @@ def run_tune(file, *, out="runs", name=None, trials=None, timeout=None, jobs=1, 
     folder = Path(out) / tune.name
     folder.mkdir(parents=True, exist_ok=True)
     url = storage_url(folder, storage)
-    study = open_study(tune, url)
+    study = open_study(tune, url, folder)
     write_state(folder, tune, url)
-    reaped = reap_dead(study)
+    reaped = reap_dead(study, folder, own_storage=storage is None)
     if reaped:
         log(f"Trials {', '.join(map(str, reaped))} were running in processes that died: "
             "marked failed, to be retried with the same parameters.")

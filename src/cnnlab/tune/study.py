@@ -1,6 +1,6 @@
 """Running a search: the Optuna study, its storage, and one worker's trials.
 
-    >>> study = open_study(tune, storage_url(folder, None))
+    >>> study = open_study(tune, storage_url(folder, None), folder)
     >>> work(tune, study, folder)        # ask -> train a run directory -> tell, until done
 
 Every trial is an ordinary run directory `<folder>/trial-<number>` made by
@@ -114,8 +114,18 @@ def _pruner(tune: Tune):
                                   n_warmup_steps=int(p.get("warmup_epochs", 0)))
 
 
-def open_study(tune: Tune, url: str, worker: int = 0):
-    """The study named after the tune file in the storage, created on first use."""
+def open_study(tune: Tune, url: str, folder, worker: int = 0):
+    """The study named after the tune file in the storage, created on first use.
+
+    Under the folder's lock: two processes creating one new SQLite file's tables at once
+    collide (a UNIQUE constraint on Alembic's version row)."""
+    from filelock import FileLock
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with FileLock(str(Path(folder) / LOCK_FILE)):
+        return _open_study(tune, url, worker)
+
+
+def _open_study(tune: Tune, url: str, worker: int):
     o = optuna()
     storage = make_storage(url)
     try:
@@ -142,6 +152,8 @@ def counted(trial) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -161,13 +173,22 @@ def retry(study, trial, reason: str) -> None:
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
 
 
-def reap_dead(study) -> list[int]:
-    """Trials RUNNING in processes of this machine that no longer exist: failed and retried."""
+def reap_dead(study, folder: Path, own_storage: bool) -> list[int]:
+    """Trials RUNNING in processes of this machine that no longer exist: failed and retried.
+
+    Under the folder's lock, which every process of this folder holds from ask() until its
+    trial records its host and process: a trial without them was asked by a process killed in
+    between, if the storage is the folder's own (else, another machine's trial may be a moment
+    from recording them: it is left to the heartbeat)."""
+    from filelock import FileLock
     s, host, out = optuna().trial.TrialState, socket.gethostname(), []
-    for t in study.get_trials(deepcopy=False, states=(s.RUNNING,)):
-        if t.user_attrs.get("host") == host and not _alive(int(t.user_attrs.get("pid", 0)) or -1):
-            retry(study, t, "its process died")
-            out.append(t.number)
+    with FileLock(str(Path(folder) / LOCK_FILE)):
+        for t in study.get_trials(deepcopy=False, states=(s.RUNNING,)):
+            mine = t.user_attrs.get("host") == host
+            if (mine and not _alive(int(t.user_attrs.get("pid", 0)))) or (
+                    own_storage and "host" not in t.user_attrs):
+                retry(study, t, "its process died")
+                out.append(t.number)
     optuna().storages.fail_stale_trials(study)  # other machines' dead, by heartbeat (RDB)
     return out
 

@@ -24,7 +24,7 @@ def main(argv=None) -> int:
     try:
         tune = load_tune(args["file"], args["name"], trials=args["trials"],
                          epochs=args["epochs"], data=args["data"])
-        study = open_study(tune, args["storage"], worker=args["worker"])
+        study = open_study(tune, args["storage"], args["folder"], worker=args["worker"])
         return int(work(tune, study, args["folder"], deadline=args["deadline"],
                         threads=args["threads"], log=lambda text: print(text, flush=True)))
     except CnnlabError as err:
