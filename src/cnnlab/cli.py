@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also checkpoint every STEPS steps (default: 0, epoch ends only)")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run (path or name)")
     t.add_argument("--quiet", action="store_true", help="print only the final result")
+    t.add_argument("--tensorboard", action="store_true", help="write TensorBoard event files "
+                   "into RUN/tensorboard (`tensorboard --logdir runs`) (default: off)")
 
     s = sub.add_parser("summary", help="print a model's summary (default: the lecture's)")
     s.add_argument("target", nargs="?", help="config/spec YAML file or run (default: lecture)")
@@ -191,6 +193,17 @@ def _optimizer_override(cfg, args):
     return current
 
 
+def _with_tensorboard(cfg):
+    """The config with Keras's TensorBoard callback writing into the run's tensorboard/ folder
+    (unless it has one: a resumed run's config already holds it)."""
+    entries = list(cfg.train["callbacks"] or [])
+    if any((e if isinstance(e, str) else next(iter(e))) == "TensorBoard" for e in entries
+           if isinstance(e, (str, dict)) and e):
+        return cfg
+    return cfg.with_overrides(train={"callbacks": [*entries, {"TensorBoard": {
+        "log_dir": "tensorboard"}}]})
+
+
 def cmd_train(args, out):
     from .config import RunConfig
     from .runner import run_config, train_run
@@ -205,6 +218,8 @@ def cmd_train(args, out):
     opt = _optimizer_override(cfg, args)
     if opt is not None:
         cfg = cfg.with_overrides(train={"optimizer": opt})
+    if args.tensorboard:
+        cfg = _with_tensorboard(cfg)
     prefix = Path(args.config).stem if args.config else "lecture"
     res = train_run(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
                     handle_signals=True, prefix=prefix, resume=args.resume)
