@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also checkpoint every STEPS steps (default: 0, epoch ends only)")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run (path or name)")
     t.add_argument("--quiet", action="store_true", help="print only the final result")
+    t.add_argument("--nproc", type=_positive_int, metavar="N", help="data-parallel training "
+                   "in N processes on this machine, started with torchrun; batch-size is the "
+                   "global batch (default: 1; docs/distributed.md)")
     t.add_argument("--tensorboard", action="store_true", help="write TensorBoard event files "
                    "into RUN/tensorboard (`tensorboard --logdir runs`) (default: off)")
 
@@ -206,7 +209,10 @@ def _with_tensorboard(cfg):
 
 def cmd_train(args, out):
     from .config import RunConfig
+    from .parallel import distributed, launch, train_distributed
     from .runner import run_config, train_run
+    if args.nproc and args.nproc > 1 and not distributed():
+        return launch(args.nproc, args.argv)
     cfg = RunConfig.load(args.config) if args.config else None
     if args.resume and args.name:
         raise ConfigError("--name cannot be used with --resume: a resumed run keeps its name.")
@@ -221,8 +227,14 @@ def cmd_train(args, out):
     if args.tensorboard:
         cfg = _with_tensorboard(cfg)
     prefix = Path(args.config).stem if args.config else "lecture"
-    res = train_run(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
-                    handle_signals=True, prefix=prefix, resume=args.resume)
+    if distributed():  # one of torchrun's workers: rank 0 reports, the others are silent
+        res = train_distributed(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
+                                prefix=prefix, resume=args.resume)
+        if res is None:
+            return ExitStatus.OK
+    else:
+        res = train_run(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
+                        handle_signals=True, prefix=prefix, resume=args.resume)
     m = res.metrics
     if res.message:
         print(res.message, file=sys.stderr)
@@ -343,6 +355,7 @@ COMMANDS = {"tune": cmd_tune, "experiment": cmd_experiment, "compare": cmd_compa
 
 def program(argv, out=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv)  # --nproc runs the same command line in each process
     return COMMANDS[args.command](args, out or sys.stdout)
 
 
