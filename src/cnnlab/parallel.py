@@ -40,6 +40,7 @@ def train_distributed(cfg, *, out, name=None, quiet=False, resume=None, stream=N
     """This process's part of a data-parallel `cnnlab train`; rank 0's RunResult (others': None)."""
     from .runner import train_run
     rank, size = world()
+    _pick_gpu()
     try:
         if rank == 0:
             return train_run(cfg, out=out, name=name, quiet=quiet, resume=resume, stream=stream,
@@ -65,6 +66,15 @@ def train_distributed(cfg, *, out, name=None, quiet=False, resume=None, stream=N
                        "RUN --nproc N` (any N).") from None
     finally:
         _shutdown()
+
+
+def _pick_gpu() -> None:
+    """One GPU per process on a machine: torchrun's LOCAL_RANK, made the current CUDA device
+    (what --device cuda / auto then resolves to)."""
+    import torch
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local % torch.cuda.device_count())
 
 
 def _collective_error(err: RuntimeError) -> bool:
