@@ -72,7 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", help="named training settings: lecture, fast (default: none)")
     t.add_argument("--name", help="run name (default: generated from the time)")
     t.add_argument("--out", default="runs", help="runs folder (default: runs)")
-    t.add_argument("--device", choices=("cpu", "cuda", "auto"), help="device (default: auto)")
+    t.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"),
+                   help="device (default: auto)")
+    t.add_argument("--precision", choices=("32", "bf16", "16-mixed"), help="32: float32; bf16, "
+                   "16-mixed: autocast (loss scaling for 16-mixed, CUDA only) (default: 32)")
     t.add_argument("--threads", type=_positive_int, help="torch threads (default: all cores)")
     t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="STEPS",
                    help="also checkpoint every STEPS steps (default: 0, epoch ends only)")
@@ -180,7 +183,8 @@ def _train_overrides(args) -> tuple[dict, dict]:
         data["fallback"] = False
     train = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
              "device": args.device, "threads": args.threads,
-             "checkpoint_every_steps": args.checkpoint_every}
+             "checkpoint_every_steps": args.checkpoint_every,
+             "precision": getattr(args, "precision", None)}
     return data, train
 
 

@@ -424,8 +424,10 @@ def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: boo
     try:
         if guard:
             guard.__enter__()
-        model.fit(train, validation_data=val, validation_split=split, verbose=0,
-                  callbacks=callbacks, **fit_kwargs(t))
+        from .train.precision import policy_scope
+        with policy_scope(t["precision"]):  # mixed precision: train/precision.py
+            model.fit(train, validation_data=val, validation_split=split, verbose=0,
+                      callbacks=callbacks, **fit_kwargs(t))
     except DiskError as err:
         raise DiskError(f"{err} Training stopped; free some space, then resume with: "
                         f"cnnlab train --resume {run_dir}") from None
