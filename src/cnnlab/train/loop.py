@@ -29,6 +29,7 @@ from ..losses import Loss, correct, smooth
 from ..metrics import CategoricalAccuracy, SparseCategoricalAccuracy
 from .callbacks import CallbackList
 from .data import Arrays
+from .device_data import resident
 from .precision import Precision, global_policy
 from .sources import BatchSource
 
@@ -287,6 +288,8 @@ class Trainer:
 
     def _fit(self, train, val, *, epochs, batch_size, callbacks, seed, shuffle, position,
              validation_freq, steps_per_epoch) -> None:
+        # on a GPU, arrays that fit are gathered there (train/device_data.py)
+        train, val = resident(train, self.device), resident(val, self.device)
         self.train_data, self.val_data = train, val
         arrays = isinstance(train, Arrays)
         self.index_targets = (arrays and train.onehot and self.from_logits
