@@ -65,9 +65,11 @@ def trial_states(db: Path) -> dict:
 
 
 def running_with_params(db: Path) -> bool:
+    """Is a trial running with all its parameters drawn (its run has started)?"""
     with sqlite3.connect(db, timeout=30) as con:
-        return bool(con.execute("select count(*) from trials t join trial_params p on "
-                                "p.trial_id = t.trial_id where t.state = 'RUNNING'").fetchone()[0])
+        n = con.execute("select count(*) from trials t join trial_params p on "
+                        "p.trial_id = t.trial_id where t.state = 'RUNNING'").fetchone()[0]
+    return n == len(PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,7 @@ def test_the_best_config_is_the_best_trials_config_and_cnnlab_train_takes_it(sea
     root, file, _, _ = searched
     folder = root / "runs" / "tiny"
     rows = [line.split(",") for line in (folder / "trials.csv").read_text().splitlines()]
-    head, rows = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    rows = [dict(zip(rows[0], r)) for r in rows[1:]]
     best = max((r for r in rows if r["state"] == "complete"), key=lambda r: float(r["val_accuracy"]))
     cfg = RunConfig.load(folder / "best_config.yaml")
     assert cfg.spec.to_dict()["layers"][0]["Conv2D"]["filters"] == int(best["filters"])
