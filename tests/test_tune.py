@@ -209,6 +209,9 @@ def test_two_processes_sharing_one_storage_split_the_trials_without_duplicates(t
      "k=9"),
     ({"pruner": "asha"}, "Invalid value for `pruner`. Expected one of: median, hyperband, none."),
     ({"trials": 0}, "Invalid value for `trials`. Expected a strictly positive integer."),
+    ({"pruner": {"name": "median", "warmup_epoch": 1}}, "warmup_epoch"),
+    ({"sampler": {"name": "tpe", "seed": "zero"}},
+     "Invalid value for `sampler.seed`. Expected an integer >= 0. Received seed='zero'."),
     ({"speed": 1}, "speed"),
 ])
 def test_bad_search_spaces_fail_before_anything_trains_with_what_was_expected(tmp_path, change,

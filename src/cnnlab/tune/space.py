@@ -215,8 +215,14 @@ def parse_param(name, d) -> Param:
     return _range_param(name, kinds[0], d)
 
 
+# each sampler's and pruner's options (all integers >= 0 but seed, which may be null)
+OPTIONS = {("sampler", "tpe"): ("seed", "startup_trials"), ("sampler", "random"): ("seed",),
+           ("pruner", "median"): ("startup_trials", "warmup_epochs"),
+           ("pruner", "hyperband"): ("min_epochs", "reduction_factor"), ("pruner", "none"): ()}
+
+
 def _mapping_setting(value, key: str, names: tuple, default: str) -> dict:
-    """sampler/pruner: a name or {name: ..., options}."""
+    """sampler/pruner: a name or {name: ..., options}, each option checked."""
     if value is None:
         value = {"name": default}
     if isinstance(value, str):
@@ -225,7 +231,18 @@ def _mapping_setting(value, key: str, names: tuple, default: str) -> dict:
         got = value.get("name") if isinstance(value, dict) else value
         raise ConfigError(f"Invalid value for `{key}`. Expected one of: {', '.join(names)}. "
                           f"Received {got!r}.")
-    return {"name": default, **value}
+    value = {"name": default, **value}
+    valid = OPTIONS[(key, value["name"])]
+    reject_unknown_keys(value, ("name", *valid), f"`{key}` ({value['name']})")
+    for option, v in value.items():
+        if option == "name" or (option == "seed" and v is None):
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or v < (2 if option ==
+                                                                  "reduction_factor" else 0):
+            least = 2 if option == "reduction_factor" else 0
+            raise ConfigError(f"Invalid value for `{key}.{option}`. Expected an integer >= "
+                              f"{least}. Received {option}={v!r}.")
+    return value
 
 
 def _direction(objective: str, direction) -> str:
