@@ -229,3 +229,18 @@ def test_a_bad_storage_url_is_a_config_error(tmp_path):
         make_storage("not-a-url")
     with pytest.raises(ConfigError, match="Expected journal:PATH in an existing folder"):
         make_storage(f"journal:{tmp_path / 'missing' / 'study.log'}")
+
+
+def test_a_journal_file_storage_with_random_sampling_and_hyperband(tmp_path):
+    """Optuna's journal file (a shared disk's storage, no database server)."""
+    file = tune_file(tmp_path, tiny_npz(tmp_path / "tiny.npz"), trials=2, epochs=2,
+                     sampler={"name": "random", "seed": 1},
+                     pruner={"name": "hyperband", "min_epochs": 1, "reduction_factor": 2})
+    journal = tmp_path / "study.log"
+    run_tune(file, out=tmp_path / "runs", storage=f"journal:{journal}", stream=io.StringIO())
+    from cnnlab.tune.study import make_storage, optuna
+    study = optuna().load_study(study_name="tiny", storage=make_storage(f"journal:{journal}"))
+    assert [t.state.name for t in study.trials] in (["COMPLETE", "COMPLETE"],
+                                                    ["COMPLETE", "PRUNED"])
+    assert not (tmp_path / "runs" / "tiny" / "study.db").exists()
+    assert (tmp_path / "runs" / "tiny" / "best_config.yaml").is_file()
