@@ -244,3 +244,11 @@ def test_a_journal_file_storage_with_random_sampling_and_hyperband(tmp_path):
                                                     ["COMPLETE", "PRUNED"])
     assert not (tmp_path / "runs" / "tiny" / "study.db").exists()
     assert (tmp_path / "runs" / "tiny" / "best_config.yaml").is_file()
+
+
+def test_timeout_starts_no_trial_after_the_time_is_up(tmp_path):
+    file = tune_file(tmp_path, tiny_npz(tmp_path / "tiny.npz"), trials=500, epochs=1)
+    run_tune(file, out=tmp_path / "runs", timeout=3, stream=io.StringIO())
+    states = trial_states(tmp_path / "runs" / "tiny" / "study.db")
+    assert 1 <= len(states) < 500                 # stopped by the time, not the budget
+    assert set(states.values()) <= {"COMPLETE", "PRUNED"}
