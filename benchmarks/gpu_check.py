@@ -9,6 +9,10 @@ kernels are CPU-only: on CUDA every layer runs on torch's own GPU kernels.
 
     PYTHONPATH=src python benchmarks/gpu_check.py                 # 60000 images, 3 epochs
     PYTHONPATH=src python benchmarks/gpu_check.py --images 12000 --epochs 2
+    PYTHONPATH=src python benchmarks/gpu_check.py --precision 32,bf16,16-mixed
+
+`--precision` runs the lecture's schedule once per policy (float32, bf16 and fp16
+autocast, fp16 with loss scaling) and prints each one's epoch time and accuracy.
 """
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=60000, help="training images (default: 60000)")
     p.add_argument("--epochs", type=int, default=3, help="epochs of the lecture schedule (default: 3)")
     p.add_argument("--out", help="also write the figures as JSON here")
+    p.add_argument("--precision", default="32,bf16", help="comma-separated policies for the "
+                   "lecture's schedule: 32, bf16, 16-mixed (default: 32,bf16)")
     args = p.parse_args(argv)
 
     import torch
@@ -63,15 +69,17 @@ def main(argv=None) -> int:
             torch.cuda.synchronize()
             self.times.append(time.perf_counter() - self.t)
 
-    for name, fit in (("lecture", dict(batch_size=128, epochs=args.epochs)),
-                      ("fast", dict(recipe="fast"))):
+    runs = [(f"lecture-{p}" if p != "32" else "lecture", p, dict(batch_size=128, epochs=args.epochs))
+            for p in args.precision.split(",")] + [("fast", "32", dict(recipe="fast"))]
+    for name, precision, fit in runs:
         model = keras_api.build_model(cnnlab)
         clock = Clock()
-        history = model.fit(x_train, y_train, validation_data=(x_val, y_val), verbose=0,
-                            callbacks=[clock], seed=0, **fit)
+        with cnnlab.mixed_precision.policy_scope(precision):
+            history = model.fit(x_train, y_train, validation_data=(x_val, y_val), verbose=0,
+                                callbacks=[clock], seed=0, **fit)
         device = str(model.device)
         later = clock.times[1:] or clock.times
-        row = {"device": device, "epoch_s": [round(t, 3) for t in clock.times],
+        row = {"device": device, "precision": precision, "epoch_s": [round(t, 3) for t in clock.times],
                "median_epoch_s_after_first": round(statistics.median(later), 3),
                "val_accuracy": [round(float(v), 4) for v in history.history.get("val_accuracy", [])]}
         if name == "lecture":

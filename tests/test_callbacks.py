@@ -258,7 +258,7 @@ def test_learning_rate_scheduler_refuses_a_bad_rate(returned):
 
 @pytest.mark.parametrize("entries,message", [
     ([{"EarlyStoping": {}}], "train.callbacks[0]: Unknown callback 'EarlyStoping'. Expected one of: "
-     "CSVLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN."),
+     "CSVLogger, EarlyStopping, LearningRateScheduler, ModelCheckpoint, ReduceLROnPlateau, TensorBoard, TerminateOnNaN."),
     ([{"EarlyStopping": {"patiense": 2}}], "train.callbacks[0] (EarlyStopping): EarlyStopping.__init__() "
      "got an unexpected keyword argument 'patiense'. Expected arguments: monitor, min_delta, patience, "
      "verbose, mode, baseline, restore_best_weights, start_from_epoch."),

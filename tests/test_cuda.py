@@ -92,3 +92,47 @@ def test_checkpoint_carries_the_gpus_random_state(tmp_path):
     torch.cuda.manual_seed(12345)  # anything else
     restore_checkpoint(tmp_path / "ckpt.safetensors", trainer)
     assert torch.equal(torch.rand(8, device="cuda"), expected)
+
+
+@pytest.mark.parametrize("policy, dtype", [("mixed_bfloat16", torch.bfloat16),
+                                           ("mixed_float16", torch.float16)])
+def test_mixed_precision_on_the_gpu_trains_close_to_float32(policy, dtype):
+    """autocast on CUDA (fp16 with loss scaling): the Dense layer computes in the policy's
+    dtype, the weights stay float32, and the losses follow float32's to a few percent."""
+    x, y = data()
+    runs, seen = {}, set()
+    for p in ("float32", policy):
+        torch.manual_seed(0)
+        model = small_model("cuda")
+        linear = [m for m in model._trainer.net.modules() if isinstance(m, torch.nn.Linear)][0]
+        hook = linear.register_forward_hook(lambda mod, inp, out: seen.add(out.dtype))
+        with cnnlab.mixed_precision.policy_scope(p):
+            runs[p] = model.fit(x, y, batch_size=16, epochs=3, verbose=0, seed=0).history["loss"]
+        hook.remove()
+        assert all(w.dtype == np.float32 for w in model.get_weights())
+        if p == policy:
+            assert dtype in seen
+            if dtype is torch.float16:
+                assert model._trainer.precision.scaler is not None
+    np.testing.assert_allclose(runs[policy], runs["float32"], rtol=0.05)
+
+
+def test_the_training_arrays_are_gathered_on_the_gpu(monkeypatch):
+    """Arrays that fit stay on the GPU (train/device_data.py); the results equal those of
+    arrays gathered on the host and copied each step."""
+    from cnnlab.train import device_data
+    x, y = data()
+    runs = {}
+    for share in (device_data.SHARE, 0.0):   # 0: nothing fits, the host path
+        monkeypatch.setattr(device_data, "SHARE", share)
+        torch.manual_seed(0)
+        model = small_model("cuda")
+        runs[share] = model.fit(x, y, batch_size=16, epochs=2, verbose=0, seed=0).history["loss"]
+        on_gpu = model._trainer.train_data.x.is_cuda
+        assert on_gpu == (share > 0)
+    np.testing.assert_allclose(runs[0.0], runs[device_data.SHARE], rtol=1e-5)
+
+
+def test_cli_precision_bf16_on_the_gpu(tmp_path):
+    assert run_cli("train", "--data", "mnist-sample", "--epochs", 1, "--device", "cuda",
+                   "--precision", "bf16", "--out", tmp_path, "--name", "bf", "--quiet") == 0

@@ -14,7 +14,8 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {"layers", "models", "optimizers", "regularizers", "callbacks", "utils", "datasets",
-         "activations", "initializers", "losses", "metrics", "backend", "saving"}
+         "activations", "initializers", "losses", "metrics", "backend", "saving",
+         "mixed_precision"}
 
 
 def __getattr__(name):

@@ -75,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--recipe", help="named training settings: lecture, fast (default: none)")
     t.add_argument("--name", help="run name (default: generated from the time)")
     t.add_argument("--out", default="runs", help="runs folder (default: runs)")
-    t.add_argument("--device", choices=("cpu", "cuda", "auto"), help="device (default: auto)")
+    t.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"),
+                   help="device (default: auto)")
+    t.add_argument("--precision", choices=("32", "bf16", "16-mixed"), help="32: float32; bf16, "
+                   "16-mixed: autocast (loss scaling for 16-mixed, CUDA only) (default: 32)")
     t.add_argument("--threads", type=_positive_int, help="torch threads (default: all cores)")
     t.add_argument("--checkpoint-every", type=_nonneg_int, metavar="STEPS",
                    help="also checkpoint every STEPS steps (default: 0, epoch ends only)")
@@ -83,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="print only the final result")
     t.add_argument("--no-report", action="store_true",
                    help="skip the run report made at the end (default: make RUN/report)")
+    t.add_argument("--nproc", type=_positive_int, metavar="N", help="data-parallel training "
+                   "in N processes on this machine, started with torchrun; batch-size is the "
+                   "global batch (default: 1; docs/distributed.md)")
+    t.add_argument("--tensorboard", action="store_true", help="write TensorBoard event files "
+                   "into RUN/tensorboard (`tensorboard --logdir runs`) (default: off)")
 
     s = sub.add_parser("summary", help="print a model's summary (default: the lecture's)")
     s.add_argument("target", nargs="?", help="config/spec YAML file or run (default: lecture)")
@@ -136,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default="runs", help="runs folder (default: runs)")
     x.add_argument("--quiet", action="store_true", help="print only the report's location")
 
+    _tune_parser(sub)
+
     c = sub.add_parser("compare", help="compare runs: table, overlaid curves, report")
     c.add_argument("runs", nargs="+", metavar="RUN")
     c.add_argument("--out", default="runs", help="runs folder (default: runs)")
@@ -180,6 +190,25 @@ def _serve_args(sub):
                    "batches on an otherwise idle machine)")
 
 
+def _tune_parser(sub):
+    u = sub.add_parser("tune", help="search a config's settings with Optuna (docs/tune.md)")
+    u.add_argument("file", help="tune YAML: base config, params (the search space), variant")
+    _data_args(u)
+    u.add_argument("--trials", type=_positive_int, help="trials in the study, those already run "
+                   "included (default: the file's, else 20)")
+    u.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                   help="start no trial after this many seconds (default: none)")
+    u.add_argument("--jobs", type=_positive_int, default=1, help="trials in parallel processes, "
+                   "cores divided between them (default: 1)")
+    u.add_argument("--storage", metavar="URL", help="Optuna storage shared by workers: "
+                   "sqlite:///PATH, postgresql://..., mysql://..., journal:PATH (default: "
+                   "sqlite in OUT/NAME/study.db)")
+    u.add_argument("--epochs", type=_positive_int, help="epochs per trial (default: the base's)")
+    u.add_argument("--name", help="study and folder name (default: the file's stem)")
+    u.add_argument("--out", default="runs", help="runs folder (default: runs)")
+    u.add_argument("--quiet", action="store_true", help="print only the report's location")
+
+
 # -- commands ----------------------------------------------------------------------
 
 def _train_overrides(args) -> tuple[dict, dict]:
@@ -188,7 +217,8 @@ def _train_overrides(args) -> tuple[dict, dict]:
         data["fallback"] = False
     train = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
              "device": args.device, "threads": args.threads,
-             "checkpoint_every_steps": args.checkpoint_every}
+             "checkpoint_every_steps": args.checkpoint_every,
+             "precision": getattr(args, "precision", None)}
     return data, train
 
 
@@ -204,9 +234,23 @@ def _optimizer_override(cfg, args):
     return current
 
 
+def _with_tensorboard(cfg):
+    """The config with Keras's TensorBoard callback writing into the run's tensorboard/ folder
+    (unless it has one: a resumed run's config already holds it)."""
+    entries = list(cfg.train["callbacks"] or [])
+    if any((e if isinstance(e, str) else next(iter(e))) == "TensorBoard" for e in entries
+           if isinstance(e, (str, dict)) and e):
+        return cfg
+    return cfg.with_overrides(train={"callbacks": [*entries, {"TensorBoard": {
+        "log_dir": "tensorboard"}}]})
+
+
 def cmd_train(args, out):
     from .config import RunConfig
+    from .parallel import distributed, launch, train_distributed
     from .runner import run_config, train_run
+    if args.nproc and args.nproc > 1 and not distributed():
+        return launch(args.nproc, args.argv)
     cfg = RunConfig.load(args.config) if args.config else None
     if args.resume and args.name:
         raise ConfigError("--name cannot be used with --resume: a resumed run keeps its name.")
@@ -218,9 +262,17 @@ def cmd_train(args, out):
     opt = _optimizer_override(cfg, args)
     if opt is not None:
         cfg = cfg.with_overrides(train={"optimizer": opt})
+    if args.tensorboard:
+        cfg = _with_tensorboard(cfg)
     prefix = Path(args.config).stem if args.config else "lecture"
-    res = train_run(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
-                    handle_signals=True, prefix=prefix, resume=args.resume)
+    if distributed():  # one of torchrun's workers: rank 0 reports, the others are silent
+        res = train_distributed(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
+                                prefix=prefix, resume=args.resume)
+        if res is None:
+            return ExitStatus.OK
+    else:
+        res = train_run(cfg, out=args.out, name=args.name, quiet=args.quiet, stream=out,
+                        handle_signals=True, prefix=prefix, resume=args.resume)
     m = res.metrics
     if res.message:
         print(res.message, file=sys.stderr)
@@ -380,6 +432,18 @@ def cmd_experiment(args, out):
     return 0
 
 
+def cmd_tune(args, out):
+    from .tune import run_tune
+    data = {"name": args.data, "data_dir": args.data_dir}
+    if args.no_fallback:
+        data["fallback"] = False
+    report = run_tune(args.file, out=args.out, name=args.name, trials=args.trials,
+                      timeout=args.timeout, jobs=args.jobs, storage=args.storage,
+                      epochs=args.epochs, data=data, quiet=args.quiet, stream=out)
+    out.write(f"Report: {report}\nBest config: {report.parent / 'best_config.yaml'}\n")
+    return 0
+
+
 def cmd_compare(args, out):
     from .experiments import compare_runs
     report = compare_runs(args.runs, root=args.out, report_dir=args.report, stream=out)
@@ -387,7 +451,7 @@ def cmd_compare(args, out):
     return 0
 
 
-COMMANDS = {"experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
+COMMANDS = {"tune": cmd_tune, "experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_train, "summary": cmd_summary, "runs": cmd_runs, "plot": cmd_plot,
             "export": cmd_export, "explain": cmd_explain, "report": cmd_report,
             "serve": cmd_serve,
             "evaluate": cmd_evaluate, "predict": cmd_predict, "data": cmd_data}
@@ -395,6 +459,7 @@ COMMANDS = {"experiment": cmd_experiment, "compare": cmd_compare, "train": cmd_t
 
 def program(argv, out=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv)  # --nproc runs the same command line in each process
     return COMMANDS[args.command](args, out or sys.stdout)
 
 

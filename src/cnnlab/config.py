@@ -55,6 +55,7 @@ TRAIN_DEFAULTS = {
     "callbacks": [],            # [{EarlyStopping: {patience: 2}}, TerminateOnNaN, ...]
     "checkpoint_every_steps": 0,  # 0: checkpoints at epoch ends only
     "device": "auto",
+    "precision": "float32",     # float32 | mixed_bfloat16 | mixed_float16 (--precision 32|bf16|16-mixed)
     "threads": None,            # torch threads; null: all cores
 }
 
@@ -93,6 +94,8 @@ def _positive_int(section, key, value, allow_none=False):
 
 def _check_train(t: dict) -> dict:
     _check_keys("train", t, TRAIN_DEFAULTS)
+    from .train.precision import policy_name
+    t["precision"] = policy_name(t["precision"])  # Keras's name, whichever spelling was given
     if not isinstance(t["loss"], str):  # the registries look names up in dicts: strings only
         raise ConfigError(f"Invalid value for `train.loss`. Expected a loss name such as "
                           f"categorical_crossentropy. Received {t['loss']!r}.")
@@ -121,6 +124,9 @@ def _check_train(t: dict) -> dict:
     # a run always records accuracy, under that key: its plots, metrics.json and the
     # experiment reports are built on it
     t["metrics"] = ["accuracy", *[m for m in ms if m.lower() not in metrics.ACCURACY]]
+    if t["device"] == "mps":  # a clear reason rather than "not one of" (train/fit_api.py)
+        from .train.fit_api import mps_message
+        raise ConfigError(mps_message())
     if t["device"] not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"Invalid value for `train.device`. Expected one of auto, cpu, cuda. "
                           f"Received {t['device']!r}.")
@@ -129,6 +135,8 @@ def _check_train(t: dict) -> dict:
                           f"{t['callbacks']!r}.")
     _check_schedule(t["lr_schedule"])
     validate.check_train_domains(t)
+    from .train.precision import check_device
+    check_device(t["precision"], t["device"])  # before a run directory exists
     return t
 
 

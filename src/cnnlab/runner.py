@@ -409,19 +409,20 @@ def run_callbacks(t: dict, user_callbacks, times: list, quiet: bool, stream) -> 
 
 def train_run(cfg: RunConfig, *, out="runs", name: str | None = None, quiet: bool = False,
               resume=None, stream=None, handle_signals: bool = False, prefix: str = "run",
-              overrides: dict | None = None) -> RunResult:
+              overrides: dict | None = None, callbacks=()) -> RunResult:
     """Train a new run, or resume one; the run directory is locked (flock) meanwhile, so a
-    second process refuses to train in it."""
+    second process refuses to train in it. `callbacks`: more callbacks for `fit`, after the
+    config's (a search's pruning hook)."""
     with DirLock() as lock:
         if resume is not None:
             lock.acquire(find_run(resume, out))
         return _train_run(cfg, out=out, name=name, quiet=quiet, resume=resume, stream=stream,
                           handle_signals=handle_signals, prefix=prefix, overrides=overrides,
-                          lock=lock)
+                          lock=lock, callbacks=callbacks)
 
 
 def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signals, prefix,
-               overrides, lock: DirLock) -> RunResult:
+               overrides, lock: DirLock, callbacks=()) -> RunResult:
     stream = stream or sys.stdout
     if resume is not None:
         run_dir, cfg, meta = resolve_resume(resume, out, cfg, overrides)
@@ -441,7 +442,7 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
         from .data.folders import skipped_text
         atomic_write(run_dir / "skipped_files.txt", skipped_text(ds.skipped))
 
-    user_callbacks = cbs.from_config(t["callbacks"], run_dir)
+    user_callbacks = [*cbs.from_config(t["callbacks"], run_dir), *callbacks]
     metrics: dict = ((run_file(run_dir / "metrics.json", check_metrics, {})[0] or {})
                      if resume is not None else {})
     if resume is None:
@@ -472,8 +473,10 @@ def _train_run(cfg: RunConfig, *, out, name, quiet, resume, stream, handle_signa
     try:
         if guard:
             guard.__enter__()
-        model.fit(train, validation_data=val, validation_split=split, verbose=0,
-                  callbacks=callbacks, **fit_kwargs(t))
+        from .train.precision import policy_scope
+        with policy_scope(t["precision"]):  # mixed precision: train/precision.py
+            model.fit(train, validation_data=val, validation_split=split, verbose=0,
+                      callbacks=callbacks, **fit_kwargs(t))
     except Exception as err:  # (a kill, simulated or real, leaves the run as it is)
         if resume is None and not (run_dir / CHECKPOINT).exists():
             # nothing to resume from: a run is resumable or absent, never a dead `running`

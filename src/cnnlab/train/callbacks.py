@@ -484,6 +484,9 @@ class ModelCheckpoint(_Monitoring):
 CALLBACKS = {c.__name__: c for c in (EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
                                      TerminateOnNaN, CSVLogger, LearningRateScheduler)}
 
+from .tensorboard import TensorBoard  # noqa: E402 (it subclasses Callback, defined above)
+CALLBACKS["TensorBoard"] = TensorBoard
+
 
 def from_config(entries, run_dir=None) -> list[Callback]:
     """`train.callbacks` in YAML: [{EarlyStopping: {patience: 2}}, TerminateOnNaN, ...].
@@ -507,7 +510,7 @@ def from_config(entries, run_dir=None) -> list[Callback]:
             raise ConfigError(f"train.callbacks[{i}] ({name}): expected a mapping of arguments. "
                               f"Received {args!r}.")
         args = dict(args or {})
-        for key in ("filepath", "filename"):
+        for key in ("filepath", "filename", "log_dir"):
             if isinstance(args.get(key), str) and run_dir is not None:
                 args[key] = str(Path(run_dir) / args[key])
         try:

@@ -29,12 +29,26 @@ from .loop import Trainer, seed_everything
 def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "mps":  # Apple GPUs
+        raise ConfigError(mps_message())
     if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
         raise ConfigError(f"Invalid device. Expected 'cpu', 'cuda' or 'auto'. Received {device!r}.")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError("Device 'cuda' was asked for, but no CUDA GPU is available here. "
                           "Use --device cpu or auto.")
     return torch.device(device)
+
+
+def mps_message() -> str:
+    """Why --device mps does not train here: torch lacks MPS, or cnnlab's float64 sums do."""
+    mps = getattr(torch.backends, "mps", None)
+    if mps is None or not mps.is_available():
+        built = mps is not None and mps.is_built()
+        return ("Device 'mps' was asked for, but " + ("this machine has no Apple GPU that torch "
+                "can use" if built else "this torch build has no MPS (Apple GPU) support") +
+                ". Expected --device cpu, cuda or auto.")
+    return ("Device 'mps' is not supported by cnnlab yet: the epoch's running sums are float64, "
+            "which MPS lacks. Expected --device cpu (or cuda on an NVIDIA GPU).")
 
 
 def _positive(name, value, optional=False):

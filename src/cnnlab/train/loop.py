@@ -29,6 +29,8 @@ from ..losses import Loss, correct, smooth
 from ..metrics import CategoricalAccuracy, SparseCategoricalAccuracy
 from .callbacks import CallbackList
 from .data import Arrays
+from .device_data import resident
+from .precision import Precision, global_policy
 from .sources import BatchSource
 
 
@@ -122,6 +124,7 @@ class Trainer:
         self.index_targets = False  # set by fit: the training labels are one-hot rows
         self.fast_step = None  # set by fit where the model allows (fast.plan_step)
         self.steps_limit: int | None = None  # steps_per_epoch given for arrays
+        self.precision = Precision()  # set by fit from the global policy (train/precision.py)
 
     @property
     def last_loss(self) -> torch.Tensor | None:
@@ -202,17 +205,21 @@ class Trainer:
         step = self.fast_step
         if step is not None and step.applies(xb):
             return step(xb, yb, yi)
-        out = self.net(xb, logits=self.net_logits)
-        return self._descend(out, self._mean_loss(out, yb, yi), xb, yb, yi)
+        with self.precision.autocast(self.device):
+            out = self.net(xb, logits=self.net_logits)
+            loss = self._mean_loss(out, yb, yi)
+        return self._descend(out, loss, xb, yb, yi)
 
     def weighted_step(self, xb, yb, yi, w) -> tuple[torch.Tensor, torch.Tensor]:
         """train_step with per-sample loss weights: Keras's mean of weight * loss over the
         batch (its "sum_over_batch_size"); the accuracy stays unweighted, as Keras's."""
-        out = self.net(xb, logits=self.net_logits)
-        if self.index_targets:
-            per = F.cross_entropy(out, yi, label_smoothing=self.label_smoothing, reduction="none")
-        else:
-            per = self._loss(out, yb)
+        with self.precision.autocast(self.device):
+            out = self.net(xb, logits=self.net_logits)
+            if self.index_targets:
+                per = F.cross_entropy(out, yi, label_smoothing=self.label_smoothing,
+                                      reduction="none")
+            else:
+                per = self._loss(out, yb)
         return self._descend(out, (per * w).mean(), xb, yb, yi)
 
     def _descend(self, out, loss, xb, yb, yi) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,8 +229,7 @@ class Trainer:
         if reg is not None:
             loss = loss + reg
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self._step()
+        self.precision.backward(loss, self.optimizer, self._step)  # fp16: loss scaling
         with torch.no_grad():
             self._update_metrics(self.position.sums.objects(), out.detach(), yb)
             return loss.detach() * xb.shape[0], self.hits(out.detach(), yi)
@@ -243,7 +249,9 @@ class Trainer:
             index = slice(start, start + batch_size)
             xb, yb, yi = data.batch(index)
             xb, yb, yi = xb.to(self.device), yb.to(self.device), yi.to(self.device)
-            out = self.net(xb, logits=self.net_logits)
+            with self.precision.autocast(self.device):
+                out = self.net(xb, logits=self.net_logits)
+            out = out.float()  # the loss and metrics in float32, as Keras's mixed policies
             w = data.batch_weights(index)  # Keras's weighted loss: sum of w * loss over N
             sums.loss += (self._loss(out, yb) * w.to(self.device) if w is not None
                           else self._loss(out, yb)).sum()
@@ -280,6 +288,8 @@ class Trainer:
 
     def _fit(self, train, val, *, epochs, batch_size, callbacks, seed, shuffle, position,
              validation_freq, steps_per_epoch) -> None:
+        # on a GPU, arrays that fit are gathered there (train/device_data.py)
+        train, val = resident(train, self.device), resident(val, self.device)
         self.train_data, self.val_data = train, val
         arrays = isinstance(train, Arrays)
         self.index_targets = (arrays and train.onehot and self.from_logits
@@ -289,11 +299,14 @@ class Trainer:
         self.position = position or Position()
         cbs = callbacks if isinstance(callbacks, CallbackList) else CallbackList(callbacks, self)
         self.stop_training = False
+        self.precision = global_policy()
+        self.precision.start(self.device)
         cbs.on_train_begin()  # a resumed run's callback replaces self.position here
         if self.position.sums.metrics is None and self.metrics is not None:
             self.position.sums.metrics = self.new_sums().metrics
         # metric objects need every step's outputs, which the fast step does not return
-        self.fast_step = None if self.position.sums.objects() else fast.plan_step(self)
+        self.fast_step = (None if self.position.sums.objects() or not self.precision.exact
+                          else fast.plan_step(self))
         self.position.sums.on(self.device)  # a resumed run's sums come from the checkpoint on CPU
         run_epoch = self._array_epoch if arrays else self._source_epoch
         while self.position.epoch < epochs and not self.stop_training:
