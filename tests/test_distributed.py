@@ -158,3 +158,30 @@ def test_a_global_batch_too_small_to_split_is_refused_before_training(tmp_path):
     x, y = np.zeros((9, 4), "float32"), np.zeros(9, "int64")
     with pytest.raises(ConfigError, match="a batch of 1 samples .* cannot be split 2 ways"):
         model.fit(x, y, batch_size=4, epochs=1, verbose=0, callbacks=[cb])
+
+
+def test_folder_data_is_split_across_two_processes_as_arrays_are(tmp_path):
+    # the folder loader decodes each process's share of every global batch in its workers;
+    # the weights equal one process's on the same folder, as for arrays
+    from folder_support import make_folder
+    root = make_folder(tmp_path / "pics", classes=("cat", "dog", "fox"), per_class=9)
+    cfg = {"model": {"input_shape": [10, 10, 3], "layers": [
+        {"Conv2D": {"filters": 4, "kernel_size": 3, "activation": "relu"}},
+        {"MaxPooling2D": {"pool_size": 2}}, "Flatten",
+        {"Dense": {"units": 3, "activation": "softmax"}}]},
+        "data": {"name": "folder", "path": str(root), "cache": False, "workers": 1,
+                 "validation_split": 0.2, "seed": 1},
+        "train": {"epochs": 2, "batch_size": 6,  # 21 training pictures: shares 3+3, the last batch 2+1
+                  "optimizer": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}}}
+    path = tmp_path / "f.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", "train", str(path), "--out",
+                           str(tmp_path / "ddp"), "--name", "run", "--quiet", "--nproc", "2",
+                           "--no-report"],
+                          env=env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    one = single(path, tmp_path / "one", "run", "--no-report")
+    assert_close(weights(tmp_path / "ddp" / "run"), weights(one))
+    h2, h1 = (read_json(r / "history.json") for r in (tmp_path / "ddp" / "run", one))
+    for key in h1:
+        np.testing.assert_allclose(h2[key], h1[key], rtol=1e-5, err_msg=key)

@@ -77,6 +77,9 @@ class _Shards:
         self.local, self.total = 0, 0
         self._batch, self._weights = arrays.batch, arrays.batch_weights
         arrays.batch, arrays.batch_weights = self.batch, self.batch_weights
+        if hasattr(arrays, "stream_chunks"):  # folder data: decode only this process's share
+            self._chunks = arrays.stream_chunks
+            arrays.stream = self.stream
 
     def batch(self, index):
         mine = shard(index, self.rank, self.size)
@@ -87,8 +90,19 @@ class _Shards:
     def batch_weights(self, index):
         return self._weights(shard(index, self.rank, self.size))
 
+    def stream(self, order, batch_size: int, start: int, steps: int):
+        """The loop's read-ahead of an epoch (train/streamed.py), each global batch narrowed
+        to this process's share before it is decoded."""
+        chunks = [order[s * batch_size:(s + 1) * batch_size] for s in range(start, steps)]
+        mine = [shard(c, self.rank, self.size) for c in chunks]
+        for whole, part, item in zip(chunks, mine, self._chunks(mine)):
+            # set as the batch is handed over: the step that follows reduces with these
+            self.local, self.total = len(part), len(whole)
+            yield item
+
     def restore(self, arrays: Arrays) -> None:
         del arrays.batch, arrays.batch_weights  # the class's methods again
+        arrays.__dict__.pop("stream", None)
 
 
 class DataParallel(Callback):
@@ -102,7 +116,7 @@ class DataParallel(Callback):
         t = self.trainer
         if not isinstance(t.train_data, Arrays):
             raise ConfigError("Data-parallel training reads arrays (a dataset by name, npz:, "
-                              "idx:, or arrays given to fit). Received a "
+                              "idx:, folder:, or arrays given to fit). Received a "
                               f"{type(t.train_data).__name__}: a generator or loader is not "
                               "split across processes.")
         unsummed = [k for k, m in (t.metrics or []) if m is not None]

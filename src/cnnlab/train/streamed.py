@@ -43,7 +43,12 @@ class StreamedArrays(Arrays):
 
     def stream(self, order: torch.Tensor, batch_size: int, start: int, steps: int):
         """Batches `start`..`steps`-1 of an epoch in `order`, decoded ahead in workers."""
-        chunks = [order[s * batch_size:(s + 1) * batch_size] for s in range(start, steps)]
+        return self.stream_chunks([order[s * batch_size:(s + 1) * batch_size]
+                                   for s in range(start, steps)])
+
+    def stream_chunks(self, chunks):
+        """The batches at each index tensor of `chunks`, in order, decoded ahead in workers
+        (data parallelism hands in each process's share of every global batch)."""
         images = self.store.stream([self.rows[c.numpy()] for c in chunks])
         for index, xb in zip(chunks, images):
             yield self._finish(xb, index)
