@@ -185,3 +185,52 @@ def test_folder_data_is_split_across_two_processes_as_arrays_are(tmp_path):
     h2, h1 = (read_json(r / "history.json") for r in (tmp_path / "ddp" / "run", one))
     for key in h1:
         np.testing.assert_allclose(h2[key], h1[key], rtol=1e-5, err_msg=key)
+
+
+TORCHRUN_REPORT = """\
+Traceback (most recent call last):
+  File "<frozen runpy>", line 198, in _run_module_as_main
+  File "/venv/lib/python3.11/site-packages/torch/distributed/run.py", line 901, in main
+    run(args)
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+============================================================
+cnnlab FAILED
+------------------------------------------------------------
+Failures:
+[1]:
+  rank      : 0 (local_rank: 0)
+  exitcode  : -15 (pid: 17412)  (SIGTERM)
+------------------------------------------------------------
+Root Cause (first observed failure):
+[0]:
+  rank      : 1 (local_rank: 1)
+  exitcode  : 2 (pid: 16030)
+  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
+============================================================
+"""
+
+
+def test_the_launcher_drops_torchruns_report_and_keeps_the_workers_lines_and_exit_code():
+    from cnnlab.parallel import relay_stderr
+    worker_bug = ('Traceback (most recent call last):\n  File "/src/cnnlab/train/loop.py", '
+                  'line 3, in fit\nZeroDivisionError: division by zero\n')
+    agent_log = ("W1206 04:21:11.310000 17362 .venv/lib/python3.11/site-packages/torch/"
+                 "distributed/elastic/multiprocessing/api.py:1028] Sending process 17366 "
+                 "closing signal SIGTERM\n")
+    lines = ["cnnlab: error: Invalid value for `batch_size` with 2 processes.\n", worker_bug,
+             agent_log, TORCHRUN_REPORT]
+    out = io.StringIO()
+    code = relay_stderr("".join(lines).splitlines(keepends=True), out)
+    assert code == 2
+    assert out.getvalue() == lines[0] + worker_bug  # a worker's own traceback is kept
+
+
+def test_a_mistake_under_nproc_is_one_line_and_the_workers_exit_code(tmp_path):
+    cfg = config(tmp_path, n=22, batch_size=7)   # the last global batch holds 1 sample
+    proc = subprocess.run([sys.executable, "-m", "cnnlab", "train", str(cfg), "--out",
+                           str(tmp_path / "ddp"), "--name", "run", "--quiet", "--nproc", "2",
+                           "--no-report"],
+                          env=env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == ConfigError.exit_code, proc.stderr
+    assert "cannot be split 2 ways" in proc.stderr
+    assert "Traceback" not in proc.stderr and "ChildFailedError" not in proc.stderr

@@ -17,6 +17,7 @@ dropout, which process draws which mask). See docs/distributed.md.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -127,4 +128,49 @@ def launch(nproc: int, argv: list[str]) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     env = {**os.environ}
     env.setdefault("OMP_NUM_THREADS", str(max(1, (cores or 1) // nproc)))
-    return subprocess.call(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, bufsize=1)
+    failed = relay_stderr(proc.stderr, sys.stderr)
+    code = proc.wait()
+    return code if failed is None or code == 0 else failed
+
+
+_LAUNCHER = "torch/distributed/run.py"   # a frame of torchrun's own main
+# glog-style lines of torchrun's agent: "W1206 04:21:11.310000 17362 .../torch/distributed/..."
+_TORCHRUN_LOG = re.compile(r"[IWE]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ .*torch/distributed/elastic/")
+
+
+def relay_stderr(lines, out) -> int | None:
+    """Copy the workers' stderr (cnnlab's one-line errors, notices) to `out` as it comes, but
+    not torchrun's own report of a failed worker: a launcher traceback and a box of fields
+    under a user's mistake that the worker has already explained in one line. Returns the
+    failed worker's exit code from that report, or None."""
+    held: list[str] = []   # a traceback, until its first frame says whose it is
+    launcher = False       # inside torchrun's report: dropped to the end
+    code, root = None, False
+    for line in lines:
+        if launcher:
+            root = root or line.startswith("Root Cause")  # the worker that failed first
+            m = re.match(r"\s*exitcode\s*:\s*(-?\d+)", line)
+            if m and root and code is None:
+                code = int(m.group(1))
+            continue
+        if _TORCHRUN_LOG.match(line):  # torchrun's log of stopping the other workers
+            continue
+        if held:
+            held.append(line)
+            if not line[:1].isspace():  # the exception's line: the traceback is whole
+                if any(_LAUNCHER in h.replace("\\", "/") for h in held):
+                    launcher = True  # torchrun's: it and its report that follows are dropped
+                else:
+                    out.writelines(held)
+                held = []
+            continue
+        if line.startswith("Traceback (most recent call last):"):
+            held = [line]
+            continue
+        out.write(line)
+        out.flush()
+    out.writelines(held)
+    if code is not None and code < 0:  # a worker killed by a signal
+        code = 1
+    return code
