@@ -106,10 +106,7 @@ def check_removable(path, what: str = "Run directory") -> None:
     if not (is_owned(path) or _legacy_run(path)):
         raise RunError(f"{what} {path} was not created by cnnlab (it has no {MARKER} marker), so "
                        "cnnlab will not delete it. Move it away or choose another name.")
-    holder = lock_holder(path)
-    if holder is not None:
-        raise RunError(f"{what} {path} is in use by process {holder}. Wait for it to finish, or "
-                       "stop it; then run this command again.")
+    check_not_held(path, what)
 
 
 def remove_owned(path, what: str = "Run directory") -> None:
@@ -154,6 +151,19 @@ def lock_holder(directory) -> str | None:
     return None
 
 
+def in_use(what: str, directory, pid) -> RunError:
+    """The refusal when another process holds `directory`'s lock."""
+    return RunError(f"{what} {directory} is in use by process {pid}. Wait for it to finish, or "
+                    "stop it; then run this command again.")
+
+
+def check_not_held(directory, what: str = "Run") -> None:
+    """RunError naming the holder's pid if another process holds `directory`'s lock."""
+    holder = lock_holder(directory)
+    if holder is not None:
+        raise in_use(what, directory, holder)
+
+
 class DirLock:
     """Exclusive flock locks on directories, released on `release()` or exit.
 
@@ -180,8 +190,7 @@ class DirLock:
             except OSError:
                 pid = _read_pid(fd)
                 os.close(fd)
-                raise RunError(f"{what} {directory} is in use by process {pid}. Wait for it to "
-                               "finish, or stop it; then run this command again.") from None
+                raise in_use(what, directory, pid) from None
             try:
                 same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
             except OSError:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..errors import CnnlabError, ExitStatus, RunError
-from ..guard import check_removable, lock_holder, remove_owned
+from ..guard import check_not_held, check_removable, remove_owned
 from ..runs import read_json
 from ..tolerant import check_metrics, run_file
 from .plan import Job
@@ -57,10 +57,7 @@ def plan_step(job: Job, folder: Path) -> Step:
     if run_dir.is_symlink():
         raise RunError(f"Run {run_dir} is a symbolic link. Expected a run directory cnnlab "
                        "created; remove the link or give the experiment another --name.")
-    holder = lock_holder(run_dir)
-    if holder is not None:
-        raise RunError(f"Run {run_dir} is in use by process {holder}. Wait for it to finish, or "
-                       "stop it; then run this command again.")
+    check_not_held(run_dir)
     if not (run_dir / "config.yaml").is_file():
         check_removable(run_dir)  # a restart deletes it: only a directory cnnlab made
         return Step(job, "restart", "it stopped before writing its config")
