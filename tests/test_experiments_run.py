@@ -24,15 +24,15 @@ from cnnlab.experiments.plan import load_experiment
 from cnnlab.runs import read_json
 
 
-def tiny_npz(path: Path) -> Path:
+def tiny_npz(path: Path, n: int = 64) -> Path:
     rng = np.random.default_rng(0)
 
-    def split(n):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        x = (rng.random((n, 8, 8)) * 60).astype(np.uint8)
-        x[np.arange(n), y % 8, :] += 150          # a row that gives the class away (almost)
+    def split(k):
+        y = rng.integers(0, 10, k).astype(np.uint8)
+        x = (rng.random((k, 8, 8)) * 60).astype(np.uint8)
+        x[np.arange(k), y % 8, :] += 150          # a row that gives the class away (almost)
         return x, y
-    (xt, yt), (xv, yv) = split(64), split(32)
+    (xt, yt), (xv, yv) = split(n), split(32)
     np.savez(path, x_train=xt, y_train=yt, x_test=xv, y_test=yv)
     return path
 

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -18,6 +17,7 @@ from cnnlab.config import RunConfig
 from cnnlab.errors import ConfigError
 from cnnlab.runs import read_json
 from cnnlab.tune import load_tune, run_tune
+from test_experiments_run import tiny_npz  # the same 8x8 data as the experiments' tests
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MODEL = {"input_shape": [8, 8, 1], "layers": [
@@ -32,19 +32,6 @@ PARAMS = {"lr": {"float": [1.0e-3, 3.0e-2], "log": True},
 VARIANT = {"train": {"optimizer": {"learning_rate": "$lr"}, "batch_size": "$batch_size"},
            "set": {"conv2d": {"filters": "$filters"}},
            "insert": {"after": "flatten", "layers": "$extra"}}
-
-
-def tiny_npz(path: Path, n: int = 64) -> Path:
-    rng = np.random.default_rng(0)
-
-    def split(k):
-        y = rng.integers(0, 10, k).astype(np.uint8)
-        x = (rng.random((k, 8, 8)) * 60).astype(np.uint8)
-        x[np.arange(k), y % 8, :] += 150          # a row that gives the class away (almost)
-        return x, y
-    (xt, yt), (xv, yv) = split(n), split(32)
-    np.savez(path, x_train=xt, y_train=yt, x_test=xv, y_test=yv)
-    return path
 
 
 def tune_file(folder: Path, data: Path, trials=4, epochs=2, **changes) -> Path:
