@@ -108,15 +108,12 @@ def load_data(cfg: RunConfig, progress: bool = True):
 def load_folder_data(cfg: RunConfig):
     """(folder data, train, val or None) of a `data: {name: folder}` config: listed, checked
     file by file, decoded into the cache when `data.cache` (see data/folder_data.py)."""
-    from .data.folder_data import load_folder
+    from .data.folder_data import check_class_count, load_folder
     from .losses import get as get_loss
     from .train.streamed import folder_arrays
     spec, loss = cfg.spec, get_loss(cfg.train["loss"])
     fd = load_folder(cfg.data, spec.input_shape, cfg.train["seed"])
-    n = len(fd.class_names)
-    if n > spec.num_outputs and loss.target != "binary":
-        raise DataError(f"The folder has {n} classes ({', '.join(fd.class_names)}), but the "
-                        f"model's last layer has {spec.num_outputs} units. Expected units >= {n}.")
+    check_class_count(fd.class_names, spec, loss.target == "binary")
     if cfg.data["cache"]:
         fd.store.use_cache()
     train, val = folder_arrays(fd, spec, loss)

@@ -230,7 +230,13 @@ def check_fits(d: dict, spec, binary: bool) -> None:
     its number of outputs (files are not opened)."""
     decode_settings(d, spec.input_shape)
     train_dir, _ = folders.split_layout(d["path"])
-    n = len(folders.list_folder(train_dir).class_names)
+    check_class_count(folders.list_folder(train_dir).class_names, spec, binary)
+
+
+def check_class_count(class_names, spec, binary: bool) -> None:
+    """DataError unless `spec`'s output has a unit per class (a binary loss takes 2 classes
+    on one unit)."""
+    n = len(class_names)
     if n > spec.num_outputs and not binary:
-        raise DataError(f"The folder has {n} classes, but the model's last layer has "
-                        f"{spec.num_outputs} units. Expected units >= {n}.")
+        raise DataError(f"The folder has {n} classes ({', '.join(class_names)}), but the "
+                        f"model's last layer has {spec.num_outputs} units. Expected units >= {n}.")
