@@ -82,6 +82,16 @@ SPECS = {
         {"Conv2D": {"filters": 80, "kernel_size": 3, "padding": "same", "activation": "relu"}},
         {"MaxPooling2D": {"padding": "same"}},
         {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
+    # the sparse backward on inputs wider than 32 channels, done in slices of 32 and 16:
+    # 64 (two slices; the wider and add_conv variants' second conv) and 48 (32 + 16)
+    "sparse_backward_wide_inputs": {"input_shape": [14, 13, 2], "layers": [
+        {"Conv2D": {"filters": 64, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Conv2D": {"filters": 48, "kernel_size": 3, "padding": "same", "activation": "relu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Conv2D": {"filters": 16, "kernel_size": 3, "padding": "same", "activation": "elu"}},
+        {"MaxPooling2D": {"padding": "same"}},
+        {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]},
     "mlp_on_vectors": {"input_shape": [64], "layers": [
         {"Reshape": {"target_shape": [8, 8, 1]}},
         {"Conv2D": {"filters": 3, "kernel_size": 3, "activation": "leaky_relu"}},
@@ -184,7 +194,7 @@ def test_conv_and_pool_run_fused_where_they_can():
     holding the original modules."""
     from cnnlab.fast import FusedConvPool
     for name in ("lecture", "same_conv_then_same_pool_odd", "sparse_backward_paths",
-                 "winograd_paths", "wide_paths"):
+                 "winograd_paths", "wide_paths", "sparse_backward_wide_inputs"):
         spec = ModelSpec.from_dict(SPECS[name])
         net = build(spec)
         convs = [i for i, layer in enumerate(spec.layers) if layer.keras_name == "Conv2D"]
@@ -203,5 +213,7 @@ def test_the_kernels_paths_are_those_the_build_has():
     from cnnlab.fast import kernels, ops
     if kernels.EXT.ISA == "avx512":
         assert ops.winograd_fits(32, (3, 3), 64) and ops.sparse_fits(32, (3, 3), (6, 6))
+        assert ops.sparse_fits(64, (3, 3), (6, 6)) and ops.sparse_fits(48, (3, 3), (4, 4))
+        assert not ops.sparse_fits(40, (3, 3), (6, 6))  # not a multiple of 16: dense
     else:
         assert not ops.winograd_fits(32, (3, 3), 64) and not ops.sparse_fits(32, (3, 3), (6, 6))

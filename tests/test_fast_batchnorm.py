@@ -116,5 +116,7 @@ def test_batchnorm_variant_gradients_match_the_literal_model():
         loss = torch.nn.functional.cross_entropy(model(x, logits=True), y)
         loss.backward()
         grads.append([p.grad for p in model.parameters()])
+    # Two summation orders of float32: the error is relative to the gradient's scale (an
+    # element near zero can differ by 1e-3 of itself), so the bound is on that scale.
     for a, b in zip(*grads, strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4 * b.abs().max().item())

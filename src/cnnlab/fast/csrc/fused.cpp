@@ -623,19 +623,19 @@ at::Tensor pool_backward(const at::Tensor& grad, const at::Tensor& arg, int64_t 
 
 // The helpers of conv_then_pool_backward (below): the winners-only backward pass.
 #if defined(__AVX512F__)
-// The weight gradient of one output channel (K*K*NV vectors, in registers) over its
-// winners in one image. Cin = 16 * NV.
+// The weight gradient of one output channel over its winners in one image, for the
+// 16*NV input channels from c0 (K*K*NV accumulators in registers). Cin: the full channel
+// count (the stride of x and of the kernel's rows); wider layers are done in such slices.
 template <int NV, int K>
-inline void sparse_weight_grad(const float* __restrict__ xn, int64_t Wp, float* __restrict__ gwc,
-                               const int32_t* __restrict__ at, const float* __restrict__ gv,
-                               int64_t hits) {
-  constexpr int64_t Cin = 16 * NV;
+inline void sparse_weight_grad(const float* __restrict__ xn, int64_t Wp, int64_t Cin, int64_t c0,
+                               float* __restrict__ gwc, const int32_t* __restrict__ at,
+                               const float* __restrict__ gv, int64_t hits) {
   __m512 s[K * K][NV];
   for (int t = 0; t < K * K; ++t)
-    for (int v = 0; v < NV; ++v) s[t][v] = _mm512_loadu_ps(gwc + t * Cin + 16 * v);
+    for (int v = 0; v < NV; ++v) s[t][v] = _mm512_loadu_ps(gwc + t * Cin + c0 + 16 * v);
   for (int64_t h = 0; h < hits; ++h) {
     const __m512 gg = _mm512_set1_ps(gv[h]);
-    const float* x0 = xn + at[h];
+    const float* x0 = xn + at[h] + c0;
     for (int ky = 0; ky < K; ++ky)
       for (int kx = 0; kx < K; ++kx)
         for (int v = 0; v < NV; ++v)
@@ -643,22 +643,21 @@ inline void sparse_weight_grad(const float* __restrict__ xn, int64_t Wp, float* 
               gg, _mm512_loadu_ps(x0 + (ky * Wp + kx) * Cin + 16 * v), s[ky * K + kx][v]);
   }
   for (int t = 0; t < K * K; ++t)
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(gwc + t * Cin + 16 * v, s[t][v]);
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(gwc + t * Cin + c0 + 16 * v, s[t][v]);
 }
 
-// The input gradient of one output channel's winners in one image, with the channel's
-// kernel in registers.
+// The input gradient of one output channel's winners in one image, for the 16*NV input
+// channels from c0, with that slice of the channel's kernel in registers.
 template <int NV, int K>
-inline void sparse_input_grad(float* __restrict__ gxn, int64_t Wp, const float* __restrict__ wc,
-                              const int32_t* __restrict__ at, const float* __restrict__ gv,
-                              int64_t hits) {
-  constexpr int64_t Cin = 16 * NV;
+inline void sparse_input_grad(float* __restrict__ gxn, int64_t Wp, int64_t Cin, int64_t c0,
+                              const float* __restrict__ wc, const int32_t* __restrict__ at,
+                              const float* __restrict__ gv, int64_t hits) {
   __m512 wr[K * K][NV];
   for (int t = 0; t < K * K; ++t)
-    for (int v = 0; v < NV; ++v) wr[t][v] = _mm512_loadu_ps(wc + t * Cin + 16 * v);
+    for (int v = 0; v < NV; ++v) wr[t][v] = _mm512_loadu_ps(wc + t * Cin + c0 + 16 * v);
   for (int64_t h = 0; h < hits; ++h) {
     const __m512 gg = _mm512_set1_ps(gv[h]);
-    float* d0 = gxn + at[h];
+    float* d0 = gxn + at[h] + c0;
     for (int ky = 0; ky < K; ++ky)
       for (int kx = 0; kx < K; ++kx)
         for (int v = 0; v < NV; ++v) {
@@ -666,6 +665,15 @@ inline void sparse_input_grad(float* __restrict__ gxn, int64_t Wp, const float* 
           _mm512_storeu_ps(d, _mm512_fmadd_ps(gg, wr[ky * K + kx][v], _mm512_loadu_ps(d)));
         }
   }
+}
+
+// f(nv, c0) over the input channels in slices of 32 (then one of 16): 2 x 9 accumulators
+// fit the 32 vector registers with room for the loads; 4 x 9 would not.
+template <class F>
+inline void input_slices(int64_t Cin, F&& f) {
+  int64_t c0 = 0;
+  for (; c0 + 32 <= Cin; c0 += 32) f(std::integral_constant<int, 2>{}, c0);
+  if (c0 < Cin) f(std::integral_constant<int, 1>{}, c0);
 }
 
 // One image's winners listed per output channel: the input offset of each winner's kernel
@@ -734,22 +742,30 @@ inline void list_winners(WinnerLists& L, const float* gn, const uint8_t* an, int
 // One image's gradients: its winners listed once, then the weight gradient channel by
 // channel with the image's x in L1, then the input gradient with its gx in L1 (doing both
 // per channel kept both maps and the streaming weights in play at once: 5-10% slower).
-template <int NV, int K>
-inline void sparse_image(const float* xn, float* gxn, int64_t Hp, int64_t Wp, const float* wp,
-                         float* gwp, float* gbp, const float* gn, const uint8_t* an, int64_t Ho,
-                         int64_t Wo, int64_t Cout, WinnerLists& L) {
-  constexpr int64_t Cin = 16 * NV;
-  constexpr int64_t wc = K * K * Cin;
+template <int K>
+inline void sparse_image(const float* xn, float* gxn, int64_t Hp, int64_t Wp, int64_t Cin,
+                         const float* wp, float* gwp, float* gbp, const float* gn,
+                         const uint8_t* an, int64_t Ho, int64_t Wo, int64_t Cout,
+                         WinnerLists& L) {
+  const int64_t wc = K * K * Cin;
   list_winners(L, gn, an, Ho, Wo, Cout, Wp, Cin, gbp);
   for (int64_t co = 0; co < Cout; ++co) {
     const int64_t h0 = L.first[co], hits = L.first[co + 1] - h0;
-    if (hits) sparse_weight_grad<NV, K>(xn, Wp, gwp + co * wc, L.at.data() + h0, L.g.data() + h0, hits);
+    if (hits)
+      input_slices(Cin, [&](auto nv, int64_t c0) {
+        sparse_weight_grad<decltype(nv)::value, K>(xn, Wp, Cin, c0, gwp + co * wc,
+                                                   L.at.data() + h0, L.g.data() + h0, hits);
+      });
   }
   if (!gxn) return;
   std::fill(gxn, gxn + Hp * Wp * Cin, 0.f);
   for (int64_t co = 0; co < Cout; ++co) {
     const int64_t h0 = L.first[co], hits = L.first[co + 1] - h0;
-    if (hits) sparse_input_grad<NV, K>(gxn, Wp, wp + co * wc, L.at.data() + h0, L.g.data() + h0, hits);
+    if (hits)
+      input_slices(Cin, [&](auto nv, int64_t c0) {
+        sparse_input_grad<decltype(nv)::value, K>(gxn, Wp, Cin, c0, wp + co * wc,
+                                                  L.at.data() + h0, L.g.data() + h0, hits);
+      });
   }
 }
 #endif
@@ -758,7 +774,7 @@ inline void sparse_image(const float* xn, float* gxn, int64_t Hp, int64_t Wp, co
 // than a dense backward pass, and the caller should not use it).
 bool sparse_backward_fast(int64_t Cin, int64_t KH, int64_t KW, int64_t Ho, int64_t Wo) {
 #if defined(__AVX512F__)
-  return (Cin == 16 || Cin == 32) && KH == 3 && KW == 3 && Ho * Wo <= 64 * 64;
+  return Cin % 16 == 0 && Cin <= 512 && KH == 3 && KW == 3 && Ho * Wo <= 64 * 64;
 #else
   (void)Cin; (void)KH; (void)KW; (void)Ho; (void)Wo;
   return false;
@@ -799,12 +815,8 @@ std::vector<at::Tensor> conv_then_pool_backward(const at::Tensor& x, const at::T
       WinnerLists lists;
       for (int64_t n = begin; n < end; ++n) {
         float* gxn = gxp ? gxp + n * img : nullptr;
-        if (Cin == 16)
-          sparse_image<1, 3>(xp + n * img, gxn, Hp, Wp, wp, gwp, gb.data(), gp + n * pooled,
-                             ap + n * pooled, Ho, Wo, Cout, lists);
-        else
-          sparse_image<2, 3>(xp + n * img, gxn, Hp, Wp, wp, gwp, gb.data(), gp + n * pooled,
-                             ap + n * pooled, Ho, Wo, Cout, lists);
+        sparse_image<3>(xp + n * img, gxn, Hp, Wp, Cin, wp, gwp, gb.data(), gp + n * pooled,
+                        ap + n * pooled, Ho, Wo, Cout, lists);
       }
     } else
 #endif
