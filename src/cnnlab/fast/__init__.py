@@ -21,10 +21,10 @@ from . import kernels as _kernels
 from .adam import step_function
 from .batchnorm import batch_norm_train
 from .cpu import cpu_settings
-from .rewrite import FusedConvPool, MaxPool2x2, optimize_chain
+from .rewrite import FusedConvNormPool, FusedConvPool, MaxPool2x2, optimize_chain
 from .step import plan_step
 
-__all__ = ["FusedConvPool", "batch_norm_train", "MaxPool2x2", "cpu_settings", "kernels_available",
+__all__ = ["FusedConvNormPool", "FusedConvPool", "batch_norm_train", "MaxPool2x2", "cpu_settings", "kernels_available",
            "kernels_status", "optimize_chain", "plan_step", "step_function"]
 
 

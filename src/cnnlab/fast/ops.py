@@ -193,3 +193,40 @@ def winograd_fits(cin: int, kernel: tuple[int, int], cout: int) -> bool:
 def usable(x: torch.Tensor) -> bool:
     """The kernels run on x: compiled, CPU, float32 (the convolution also needs x constant)."""
     return kernels.EXT is not None and x.device.type == "cpu" and x.dtype == torch.float32
+
+
+def _or_empty(t, like):
+    return t.detach() if t is not None else like.new_empty(0)
+
+
+class _NormPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, gamma, beta, eps: float, out_h: int, out_w: int, relu: bool):
+        out, arg, mean, var = kernels.EXT.norm_pool_forward(
+            x, _or_empty(gamma, x), _or_empty(beta, x), eps, out_h, out_w, relu, True)
+        ctx.save_for_backward(x, arg, mean, var, _or_empty(gamma, x))
+        ctx.eps, ctx.relu = eps, relu
+        ctx.has = (gamma is not None, beta is not None)
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    def backward(ctx, grad, _gmean, _gvar):
+        x, arg, mean, var, gamma = ctx.saved_tensors
+        gx, ggamma, gbeta = kernels.EXT.norm_pool_backward(x, arg, grad.contiguous(), mean, var,
+                                                           gamma, ctx.eps, ctx.relu)
+        return (gx, ggamma if ctx.has[0] else None, gbeta if ctx.has[1] else None,
+                None, None, None, None)
+
+
+def norm_pool(x, gamma, beta, eps: float, out_hw: tuple[int, int], relu: bool):
+    """ReLU (if `relu`), BatchNormalization with the batch's statistics, then 2x2/stride-2 max
+    pooling of x (N, H, W, C) -> (pooled (N, *out_hw, C), batch mean, batch biased variance).
+
+    The statistics are summed in double: they equal the literal formula's up to float32
+    rounding of its own sums."""
+    if _tracked(x, gamma, beta):
+        return _NormPool.apply(x, gamma, beta, eps, out_hw[0], out_hw[1], relu)
+    out, _, mean, var = kernels.EXT.norm_pool_forward(
+        x, _or_empty(gamma, x), _or_empty(beta, x), eps, out_hw[0], out_hw[1], relu, False)
+    return out, mean, var

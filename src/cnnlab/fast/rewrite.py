@@ -13,6 +13,12 @@ Two rewrites, both exact:
   each window's winner.
 Both make one `FusedConvPool` in place of the two modules. A 2x2/stride-2 max pooling
 left on its own becomes `MaxPool2x2`, the kernels' pooling (winner in one byte).
+- A Conv2D (ReLU or no activation), the BatchNormalization after it and a 2x2/stride-2 max
+  pooling after that (the lecture's last bullet, as improve.yaml's batchnorm variant
+  writes it) make one `FusedConvNormPool`: in training, with the kernels, the activation,
+  the batch statistics, the normalization and the pooling run as one op (ops.norm_pool)
+  that never writes the full-resolution normalized map, and whose backward pass computes
+  batch norm's sums over the pooling's winners only.
 
 The new modules hold the original ones (`.conv`, `.pool`) and call into their weights,
 so parameters, Keras weights and state stay theirs; the originals are not changed.
@@ -25,8 +31,10 @@ from typing import Iterable
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..layers import Conv2D, MaxPooling2D
-from ..layers.modules import Conv2d, Pool2d, pooled_size
+import torch
+
+from ..layers import BatchNormalization, Conv2D, MaxPooling2D
+from ..layers.modules import BatchNorm, Conv2d, Pool2d, pooled_size
 from . import ops
 
 DIRECT_MAX_CHANNELS = 4  # the conv+pool kernel computes the convolution itself up to here
@@ -46,6 +54,12 @@ def optimize_chain(chain: Iterable[tuple]) -> tuple[list[nn.Module], list[int]]:
     i = 0
     while i < len(chain):
         layer, module, _ = chain[i]
+        if i + 2 < len(chain) and _conv_norm_max_pool(chain[i:i + 3]):
+            index += [len(modules)] * 3
+            modules.append(FusedConvNormPool(module, chain[i + 1][1], chain[i + 2][1],
+                                             chain[i + 2][2][:2]))
+            i += 3
+            continue
         nxt = chain[i + 1] if i + 1 < len(chain) else None
         fused = nxt is not None and _conv_then_max_pool(layer, module, nxt[0], nxt[1])
         if fused:
@@ -67,6 +81,17 @@ def _conv_then_max_pool(layer, conv, next_layer, pool) -> bool:
         return False
     act = _activation(conv)
     return (act is not None and act.monotone) or (act is None and _one_kernel(conv, pool))
+
+
+def _conv_norm_max_pool(three) -> bool:
+    """Conv2D (ReLU or none) > BatchNormalization over its channels > 2x2/stride-2 max pooling."""
+    (conv_layer, conv, _), (norm_layer, norm, _), (pool_layer, pool, _) = three
+    if not (isinstance(conv_layer, Conv2D) and isinstance(conv, Conv2d)
+            and isinstance(norm_layer, BatchNormalization) and isinstance(norm, BatchNorm)
+            and isinstance(pool_layer, MaxPooling2D) and _max_pool_2x2(pool)):
+        return False
+    act = _activation(conv)
+    return norm.image and (act is None or _is_relu(act))
 
 
 def _activation(conv):
@@ -175,3 +200,36 @@ class FusedConvPool(nn.Module):
         if not any(self.conv.pad):
             return gx
         return gx[:, top:gx.shape[1] - bottom, left:gx.shape[2] - right, :]
+
+
+class FusedConvNormPool(nn.Module):
+    """A Conv2D (`conv`, ReLU or no activation), the BatchNormalization after it (`norm`) and
+    the 2x2/stride-2 max pooling after that (`pool`) as one module.
+
+    Training with the kernels: the convolution (torch's), then ops.norm_pool does the
+    activation, the batch statistics, the normalization and the pooling in one op, and
+    the moving statistics are updated as BatchNorm's own training path does. Otherwise
+    (inference: the moving statistics; a frozen or literal BatchNorm; no kernels; reduced
+    precision) the three modules run in turn, unchanged."""
+
+    def __init__(self, conv: Conv2d, norm: BatchNorm, pool: Pool2d, out_hw: tuple[int, int]):
+        super().__init__()
+        self.conv, self.norm, self.pool = conv, norm, pool
+        self.relu = _is_relu(_activation(conv))
+        self.out_hw = tuple(out_hw)  # the pooled output's (H, W)
+
+    def fused(self, x) -> bool:
+        bn = self.norm
+        return (bn.training and not getattr(bn, "frozen", False) and not bn.literal
+                and ops.usable(x) and not torch.is_autocast_enabled("cpu"))
+
+    def forward(self, x):  # (N, C_in, H, W) -> (N, filters, H', W'), pooled
+        if not self.fused(x):
+            return self.pool(self.norm(self.conv(x)))
+        bn = self.norm
+        c = self.conv(x, activate=False).permute(0, 2, 3, 1).contiguous()  # NHWC memory
+        y, mean, var = ops.norm_pool(c, bn.weight, bn.bias, bn.epsilon, self.out_hw, self.relu)
+        with torch.no_grad():
+            bn.running_mean.lerp_(mean, 1 - bn.momentum)
+            bn.running_var.lerp_(var, 1 - bn.momentum)
+        return y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory

@@ -621,6 +621,259 @@ at::Tensor pool_backward(const at::Tensor& grad, const at::Tensor& arg, int64_t 
   return gin;
 }
 
+// ---------------------------------------------------------------------------------------
+// norm_pool_forward / norm_pool_backward: an activation (ReLU or none), BatchNormalization
+// with the batch's statistics, and 2x2/stride-2 max pooling, on the convolution's output
+// x (N, H, W, C). Separately they read and write the full-resolution map six times forward
+// (activation, statistics, normalized output, pooling) and eight times backward (the
+// pooling's scattered gradient, batch norm's two passes, the activation's mask); here the
+// forward reads x twice and writes only the pooled map, and the backward reads x twice
+// (the winners' sums, then the input gradient) and writes the input gradient once.
+// Written with portable loops (`omp simd`): both builds vectorize them.
+namespace {
+
+// The activation, fixed at compile time: a run-time flag in these loops stopped the
+// compiler vectorizing them (8x slower). max(NaN, 0) is NaN, as torch's relu.
+template <bool RELU>
+inline float act(float v) {
+  if constexpr (RELU) return v < 0.f ? 0.f : v;  // a value select (std::max returns a reference)
+  else return v;
+}
+
+template <class F>
+inline void with_relu(bool relu, F&& f) {
+  if (relu) f(std::true_type{});
+  else f(std::false_type{});
+}
+
+// Per-channel sums over rows [0, rows) of a (rows, C) map, in double, added up per thread
+// and then in thread order (the same result for the same thread count).
+struct ChannelSums {
+  std::vector<std::vector<double>> a, b;
+  explicit ChannelSums(int64_t C) : a(at::get_num_threads(), std::vector<double>(C, 0.0)),
+                                    b(at::get_num_threads(), std::vector<double>(C, 0.0)) {}
+  double* first() { return a[at::get_thread_num()].data(); }
+  double* second() { return b[at::get_thread_num()].data(); }
+  void total(int64_t C, std::vector<double>& sa, std::vector<double>& sb) const {
+    sa.assign(C, 0.0);
+    sb.assign(C, 0.0);
+    for (size_t t = 0; t < a.size(); ++t)
+      for (int64_t c = 0; c < C; ++c) sa[c] += a[t][c], sb[c] += b[t][c];
+  }
+};
+
+}  // namespace
+
+// -> out (N, Ho, Wo, C), arg (winners, as pool_forward's; undefined unless want_arg),
+//    mean (C), var (C): the batch's mean and biased variance of act(x), as Keras normalizes.
+std::vector<at::Tensor> norm_pool_forward(const at::Tensor& x, const at::Tensor& gamma,
+                                          const at::Tensor& beta, double eps, int64_t Ho,
+                                          int64_t Wo, bool relu, bool want_arg) {
+  TORCH_CHECK(x.dim() == 4 && x.scalar_type() == at::kFloat && x.is_contiguous(),
+              "expected a contiguous float32 (N, H, W, C) tensor");
+  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  auto pooled = pooled_outputs(x, H, W, Ho, Wo, C, want_arg);
+  auto out = pooled[0], arg = pooled[1];
+  const float* xp = x.data_ptr<float>();
+  ChannelSums sums(C);
+  with_relu(relu, [&](auto R) {
+    at::parallel_for(0, N * H, 16, [&](int64_t begin, int64_t end) {
+      double* s1 = sums.first();
+      double* s2 = sums.second();
+      // a row's sums in float in local arrays (that nothing else can alias, so the loop
+      // vectorizes: accumulating straight into the double sums stayed scalar), then
+      // added to the double sums once per row
+      constexpr int64_t CB = 64;
+      float t1[CB], t2[CB];
+      for (int64_t r = begin; r < end; ++r)
+        for (int64_t c0 = 0; c0 < C; c0 += CB) {
+          const int64_t cb = std::min(CB, C - c0);
+          std::fill_n(t1, CB, 0.f);
+          std::fill_n(t2, CB, 0.f);
+          for (int64_t k = 0; k < W; ++k) {
+            const float* v = xp + (r * W + k) * C + c0;
+#pragma omp simd
+            for (int64_t c = 0; c < cb; ++c) {
+              const float a = act<decltype(R)::value>(v[c]);
+              t1[c] += a;
+              t2[c] += a * a;
+            }
+          }
+          for (int64_t c = 0; c < cb; ++c) s1[c0 + c] += t1[c], s2[c0 + c] += t2[c];
+        }
+    });
+  });
+  std::vector<double> s1, s2;
+  sums.total(C, s1, s2);
+  const double M = static_cast<double>(N * H * W);
+  auto mean = at::empty({C}, x.options()), var = at::empty({C}, x.options());
+  std::vector<float> scale(C), shift(C);
+  const float* gp = gamma.numel() ? gamma.data_ptr<float>() : nullptr;
+  const float* bp = beta.numel() ? beta.data_ptr<float>() : nullptr;
+  for (int64_t c = 0; c < C; ++c) {
+    const double m = s1[c] / M, v = std::max(s2[c] / M - m * m, 0.0);
+    mean.data_ptr<float>()[c] = static_cast<float>(m);
+    var.data_ptr<float>()[c] = static_cast<float>(v);
+    // from the float variance, as norm_pool_backward recomputes it
+    const float inv = static_cast<float>(1.0 / std::sqrt(static_cast<double>(static_cast<float>(v)) + eps));
+    scale[c] = gp ? gp[c] * inv : inv;
+    shift[c] = (bp ? bp[c] : 0.f) - static_cast<float>(m) * scale[c];
+  }
+  float* op = out.data_ptr<float>();
+  uint8_t* ap = want_arg ? arg.data_ptr<uint8_t>() : nullptr;
+  const float* sc = scale.data();
+  const float* sh = shift.data();
+  with_relu(relu, [&](auto R) {
+    at::parallel_for(0, N * Ho, 16, [&](int64_t begin, int64_t end) {
+      // the winners as int32 first: a select on bytes beside floats did not vectorize
+      std::vector<int32_t> idx(C);
+      int32_t* __restrict__ ix = idx.data();
+      for (int64_t nr = begin; nr < end; ++nr) {
+        const int64_t n = nr / Ho, i = nr % Ho;
+        for (int64_t j = 0; j < Wo; ++j) {
+          const int valid = valid_offsets(i, j, H, W);
+          const float* x00 = xp + ((n * H + 2 * i) * W + 2 * j) * C;
+          float* __restrict__ o = op + ((n * Ho + i) * Wo + j) * C;
+          bool started = false;
+          for (int off = 0; off < 4; ++off) {
+            if (!(valid >> off & 1)) continue;
+            const float* __restrict__ v = x00 + ((off >> 1) * W + (off & 1)) * C;
+            if (!started) {
+#pragma omp simd
+              for (int64_t c = 0; c < C; ++c) {
+                o[c] = act<decltype(R)::value>(v[c]) * sc[c] + sh[c];
+                ix[c] = off;
+              }
+              started = true;
+              continue;
+            }
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) {
+              const float y = act<decltype(R)::value>(v[c]) * sc[c] + sh[c];
+              const bool take = y > o[c] || y != y;
+              o[c] = take ? y : o[c];
+              ix[c] = take ? off : ix[c];
+            }
+          }
+          if (ap) {
+            uint8_t* __restrict__ a = ap + ((n * Ho + i) * Wo + j) * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) a[c] = static_cast<uint8_t>(ix[c]);
+          }
+        }
+      }
+    });
+  });
+  return {out, arg, mean, var};
+}
+
+// The gradients of norm_pool_forward from the pooled gradient g (N, Ho, Wo, C) and its
+// winners: only a window's winner gets g, batch norm spreads (g - mean(g) - xhat *
+// mean(g xhat)) * gamma / sigma over every pixel, and the activation masks it.
+// -> gx (N, H, W, C), ggamma (C), gbeta (C).
+std::vector<at::Tensor> norm_pool_backward(const at::Tensor& x, const at::Tensor& arg,
+                                           const at::Tensor& grad, const at::Tensor& mean,
+                                           const at::Tensor& var, const at::Tensor& gamma,
+                                           double eps, bool relu) {
+  TORCH_CHECK(x.is_contiguous() && arg.is_contiguous() && grad.is_contiguous(),
+              "contiguous only");
+  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t Ho = grad.size(1), Wo = grad.size(2);
+  const float* xp = x.data_ptr<float>();
+  const float* gp = grad.data_ptr<float>();
+  const uint8_t* ap = arg.data_ptr<uint8_t>();
+  std::vector<float> mu(C), inv(C), scale(C);
+  for (int64_t c = 0; c < C; ++c) {
+    mu[c] = mean.data_ptr<float>()[c];
+    inv[c] = static_cast<float>(1.0 / std::sqrt(static_cast<double>(var.data_ptr<float>()[c]) + eps));
+    scale[c] = gamma.numel() ? gamma.data_ptr<float>()[c] * inv[c] : inv[c];
+  }
+  // sum(g) and sum(g * xhat) over the winners: every other pixel's gradient is 0
+  ChannelSums sums(C);
+  const float* mup = mu.data();
+  const float* invp = inv.data();
+  with_relu(relu, [&](auto R) {
+  at::parallel_for(0, N * Ho, 16, [&](int64_t begin, int64_t end) {
+    double* sg = sums.first();
+    double* sgx = sums.second();
+    // per pooled row in float in local arrays, then into the double sums (as the forward's
+    // statistics: the loop vectorizes)
+    constexpr int64_t CB = 64;
+    float t1[CB], t2[CB], win[CB];
+    for (int64_t nr = begin; nr < end; ++nr) {
+      const int64_t n = nr / Ho, i = nr % Ho;
+      for (int64_t c0 = 0; c0 < C; c0 += CB) {
+        const int64_t cb = std::min(CB, C - c0);
+        std::fill_n(t1, CB, 0.f);
+        std::fill_n(t2, CB, 0.f);
+        for (int64_t j = 0; j < Wo; ++j) {
+          const int64_t p = (nr * Wo + j) * C + c0;
+          const uint8_t* a = ap + p;
+          const float* x0 = xp + ((n * H + 2 * i) * W + 2 * j) * C + c0;
+          if (valid_offsets(i, j, H, W) == 15) {  // the four pixels exist: selects
+            const float *x1 = x0 + C, *x2 = x0 + W * C, *x3 = x2 + C;
+#pragma omp simd
+            for (int64_t c = 0; c < cb; ++c)
+              win[c] = a[c] == 0 ? x0[c] : a[c] == 1 ? x1[c] : a[c] == 2 ? x2[c] : x3[c];
+          } else {
+            for (int64_t c = 0; c < cb; ++c)
+              win[c] = x0[((a[c] >> 1) * W + (a[c] & 1)) * C + c];
+          }
+          const float* g = gp + p;
+#pragma omp simd
+          for (int64_t c = 0; c < cb; ++c) {
+            t1[c] += g[c];
+            t2[c] += g[c] * ((act<decltype(R)::value>(win[c]) - mup[c0 + c]) * invp[c0 + c]);
+          }
+        }
+        for (int64_t c = 0; c < cb; ++c) sg[c0 + c] += t1[c], sgx[c0 + c] += t2[c];
+      }
+    }
+  });
+  });
+  std::vector<double> sg, sgx;
+  sums.total(C, sg, sgx);
+  auto gx = at::empty({N, H, W, C}, x.options());
+  auto ggamma = at::empty({C}, x.options()), gbeta = at::empty({C}, x.options());
+  const double M = static_cast<double>(N * H * W);
+  std::vector<float> k1(C), k2(C);
+  for (int64_t c = 0; c < C; ++c) {
+    gbeta.data_ptr<float>()[c] = static_cast<float>(sg[c]);
+    ggamma.data_ptr<float>()[c] = static_cast<float>(sgx[c]);
+    k1[c] = static_cast<float>(sg[c] / M);
+    k2[c] = static_cast<float>(sgx[c] / M);
+  }
+  float* gxp = gx.data_ptr<float>();
+  const float* k1p = k1.data();
+  const float* k2p = k2.data();
+  const float* scp = scale.data();
+  const int64_t Hcov = std::min(H, 2 * Ho), Wcov = std::min(W, 2 * Wo);
+  with_relu(relu, [&](auto R) {
+  at::parallel_for(0, N * H, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t nr = begin; nr < end; ++nr) {
+      const int64_t n = nr / H, r = nr % H;
+      for (int64_t k = 0; k < W; ++k) {
+        const float* v = xp + (nr * W + k) * C;
+        float* d = gxp + (nr * W + k) * C;
+        const bool covered = r < Hcov && k < Wcov;
+        const int64_t p = covered ? ((n * Ho + r / 2) * Wo + k / 2) * C : 0;
+        const uint8_t off = static_cast<uint8_t>((r % 2) * 2 + k % 2);
+        const float* g = gp + p;
+        const uint8_t* a = ap + p;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          const float y = act<decltype(R)::value>(v[c]);
+          const float gy = covered && a[c] == off ? g[c] : 0.f;
+          const float t = (gy - k1p[c] - (y - mup[c]) * invp[c] * k2p[c]) * scp[c];
+          d[c] = decltype(R)::value && !(v[c] > 0.f) ? 0.f : t;
+        }
+      }
+    }
+  });
+  });
+  return {gx, ggamma, gbeta};
+}
+
 // The helpers of conv_then_pool_backward (below): the winners-only backward pass.
 #if defined(__AVX512F__)
 // The weight gradient of one output channel over its winners in one image, for the
@@ -1180,6 +1433,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("conv_pool_backward", &conv_pool_backward, "fused conv + 2x2 max pool, weight grads");
   m.def("pool_forward", &pool_forward, "2x2 max pool (+ ReLU), forward");
   m.def("pool_backward", &pool_backward, "2x2 max pool (+ ReLU), input gradient");
+  m.def("norm_pool_forward", &norm_pool_forward,
+        "activation + BatchNormalization (batch statistics) + 2x2 max pooling, NHWC");
+  m.def("norm_pool_backward", &norm_pool_backward, "the gradients of norm_pool_forward");
   m.def("sparse_backward_fast", &sparse_backward_fast,
         "whether conv_then_pool_backward has a fast path for (Cin, KH, KW, Ho, Wo)");
   m.def("conv_then_pool_backward", &conv_then_pool_backward,
