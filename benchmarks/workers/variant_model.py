@@ -71,6 +71,7 @@ def torch_model(torch, recipe: dict):
     `regularized` lists (weight, kind, factor) for the penalty the loop adds to the loss."""
     nn = torch.nn
     acts = {"relu": nn.ReLU, "elu": nn.ELU, "selu": nn.SELU, "tanh": nn.Tanh,
+            "leaky_relu": lambda: nn.LeakyReLU(0.2),  # Keras's default negative slope
             "sigmoid": nn.Sigmoid}
     shape = list(recipe["input_shape"])  # (H, W, C) or (features,)
     mods, regularized = [], []
