@@ -20,6 +20,7 @@ def _twins(name, args):
 def test_direct_step_equals_optimizer_step_bit_for_bit(name, args):
     a, opt_a, b, opt_b = _twins(name, args)
     step_b = step_function(opt_b)
+    assert step_b != opt_b.step
     for i in range(4):
         for p, q in zip(a, b):
             p.grad = torch.randn_like(p)
@@ -51,8 +52,37 @@ def test_direct_step_falls_back_to_optimizer_step_when_it_does_not_apply(monkeyp
     b[0].grad = None
     step()                                   # a parameter without gradient
     assert len(calls) == 3
-    sgd = get("sgd").build(b)
-    assert step_function(sgd) == sgd.step
+    rms = get("rmsprop").build(b)
+    assert step_function(rms) == rms.step   # no direct step for it
+
+
+@pytest.mark.parametrize("args", [{}, {"momentum": 0.9}, {"momentum": 0.9, "learning_rate": 0.1},
+                                  {"momentum": 0.5, "nesterov": True}])
+def test_direct_sgd_step_equals_optimizer_step_bit_for_bit(args):
+    """SGD's direct call of torch's fused kernel: the same parameters and momentum buffers
+    as opt.step(), on a channels-last conv kernel too (updated through its memory)."""
+    a, opt_a, b, opt_b = _twins("sgd", args)
+    a[0].data = a[0].data.to(memory_format=torch.channels_last)
+    b[0].data = b[0].data.to(memory_format=torch.channels_last)
+    calls = []
+    real = opt_b.step
+    opt_b.step = lambda: calls.append(1) or real()
+    step_b = step_function(opt_b)
+    for i in range(4):
+        for p, q in zip(a, b):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        opt_a.step()
+        step_b()
+        for opt in (opt_a, opt_b):
+            opt.param_groups[0]["lr"] *= 0.5
+    for p, q in zip(a, b):
+        assert torch.equal(p, q)
+        if args.get("momentum"):
+            assert torch.equal(opt_a.state[p]["momentum_buffer"], opt_b.state[q]["momentum_buffer"])
+    # direct after the first step (momentum: once its buffers exist); Nesterov: never
+    direct = 0 if args.get("nesterov") else 3 if args.get("momentum") else 4
+    assert len(calls) == 4 - direct
 
 
 def test_direct_step_on_channels_last_kernels_and_after_loading_a_state():

@@ -1,4 +1,5 @@
-"""Adam's update as one direct call of torch's fused kernel, instead of Optimizer.step.
+"""Adam's (and SGD's) update as one direct call of torch's fused kernel, instead of
+Optimizer.step.
 
     >>> step = step_function(torch_optimizer)   # opt.step itself where it does not apply
     >>> step()                                  # after loss.backward()
@@ -20,6 +21,8 @@ def step_function(opt: torch.optim.Optimizer):
     by device and dtype, profiler records) costs more than the update itself. The direct
     call takes over once the state exists (after the first step) and whenever its
     conditions hold; anything else goes through `opt.step()` unchanged."""
+    if isinstance(opt, torch.optim.SGD):
+        return _sgd_step_function(opt)
     if not isinstance(opt, torch.optim.Adam):
         return opt.step
     from torch.optim import optimizer as _optimizer
@@ -45,6 +48,43 @@ def step_function(opt: torch.optim.Optimizer):
         kernel(*(list(t) for t in zip(*views)), [], steps, amsgrad=False, lr=group["lr"],
                beta1=beta1, beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"],
                maximize=False, grad_scale=None, found_inf=None)
+        return None
+
+    return step
+
+
+def _plain(opt, group) -> bool:
+    """One parameter group on torch's fused kernel, nothing that Optimizer.step would do
+    around the update (hooks, a tensor learning rate, differentiable or maximizing)."""
+    from torch.optim import optimizer as _optimizer
+    return (group["fused"] and not group["maximize"] and not group["differentiable"]
+            and not isinstance(group["lr"], torch.Tensor)
+            and not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
+            and not _optimizer._global_optimizer_pre_hooks
+            and not _optimizer._global_optimizer_post_hooks)
+
+
+def _sgd_step_function(opt: torch.optim.SGD):
+    """SGD's `opt.step`, as one direct call of torch's fused kernel once the momentum
+    buffers exist (the first step, and any other case, goes through `opt.step()`):
+    Optimizer.step's Python was ~0.5 ms of the lecture model's 7 ms SGD step."""
+
+    def step():
+        group = opt.param_groups[0] if len(opt.param_groups) == 1 else None
+        if group is None or not _plain(opt, group) or group["nesterov"]:
+            return opt.step()
+        params = group["params"]
+        momentum = group["momentum"]
+        buffers = [opt.state.get(p, {}).get("momentum_buffer") for p in params]
+        if any(p.grad is None for p in params) or (momentum != 0 and any(b is None for b in buffers)):
+            return opt.step()
+        views = [_memory_order(*((p, p.grad, b) if momentum != 0 else (p, p.grad)))
+                 for p, b in zip(params, buffers)]
+        torch._fused_sgd_([v[0] for v in views], [v[1] for v in views],
+                          [v[2] for v in views] if momentum != 0 else [],
+                          weight_decay=group["weight_decay"], momentum=momentum, lr=group["lr"],
+                          dampening=group["dampening"], nesterov=False, maximize=False,
+                          is_first_step=False, grad_scale=None, found_inf=None)
         return None
 
     return step
