@@ -15,20 +15,26 @@ def _twins(name, args):
     return a, get({"name": name, **args}).build(a), b, get({"name": name, **args}).build(b)
 
 
+def _four_steps(a, step_a, b, step_b, opts):
+    """Four steps of both twins on the same random gradients, the rate halved between steps
+    (as a schedule would)."""
+    for _ in range(4):
+        for p, q in zip(a, b):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        step_a()
+        step_b()
+        for opt in opts:
+            opt.param_groups[0]["lr"] *= 0.5
+
+
 @pytest.mark.parametrize("name, args", [("adam", {}), ("adamw", {"weight_decay": 0.01}),
                                         ("adam", {"beta_2": 0.95, "learning_rate": 0.006})])
 def test_direct_step_equals_optimizer_step_bit_for_bit(name, args):
     a, opt_a, b, opt_b = _twins(name, args)
     step_b = step_function(opt_b)
     assert step_b != opt_b.step
-    for i in range(4):
-        for p, q in zip(a, b):
-            p.grad = torch.randn_like(p)
-            q.grad = p.grad.clone()
-        opt_a.step()
-        step_b()
-        for opt in (opt_a, opt_b):  # a schedule changing the rate between steps
-            opt.param_groups[0]["lr"] *= 0.5
+    _four_steps(a, opt_a.step, b, step_b, (opt_a, opt_b))
     for p, q in zip(a, b):
         assert torch.equal(p, q)
         for key in ("step", "exp_avg", "exp_avg_sq"):
@@ -68,14 +74,7 @@ def test_direct_sgd_step_equals_optimizer_step_bit_for_bit(args):
     real = opt_b.step
     opt_b.step = lambda: calls.append(1) or real()
     step_b = step_function(opt_b)
-    for i in range(4):
-        for p, q in zip(a, b):
-            p.grad = torch.randn_like(p)
-            q.grad = p.grad.clone()
-        opt_a.step()
-        step_b()
-        for opt in (opt_a, opt_b):
-            opt.param_groups[0]["lr"] *= 0.5
+    _four_steps(a, opt_a.step, b, step_b, (opt_a, opt_b))
     for p, q in zip(a, b):
         assert torch.equal(p, q)
         if args.get("momentum"):
