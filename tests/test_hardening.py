@@ -185,18 +185,24 @@ def hold_lock(path: Path) -> subprocess.Popen:
     return proc
 
 
-def test_a_resume_of_a_run_in_use_is_refused_with_the_holders_pid(finished, capsys):
-    proc = hold_lock(Path("runs/x") / guard.LOCK)
+def refused_while_locked(capsys, lock: Path, message: str, *args) -> None:
+    """`cnnlab ARGS` while another process holds `lock`: exit 5, `message` (the holder's pid
+    in place of {pid}) on stderr without a traceback, and nothing under runs/ changed."""
+    proc = hold_lock(lock)
     try:
         before = tree("runs")
-        code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--epochs", "2",
-                               "--quiet")
-        assert code == 5 and f"Run runs/x is in use by process {proc.pid}" in err, err
+        code, _, err = run_cli(capsys, *args)
+        assert code == 5 and message.format(pid=proc.pid) in err, err
         no_traceback(err)
         assert tree("runs") == before
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_resume_of_a_run_in_use_is_refused_with_the_holders_pid(finished, capsys):
+    refused_while_locked(capsys, Path("runs/x") / guard.LOCK,
+                         "Run runs/x is in use by process {pid}", "train", "--resume", "x", "--out", "runs", "--epochs", "2", "--quiet")
     # killed: the kernel dropped the lock; its file is left, and taken over
     code, _, err = run_cli(capsys, "train", "--resume", "x", "--out", "runs", "--epochs", "2",
                            "--quiet")
@@ -211,25 +217,11 @@ def test_an_experiment_on_a_run_in_use_is_refused_with_the_holders_pid(tmp_path,
     experiment_yaml()
     assert run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")[0] == 0
     experiment_yaml(epochs=2)
-    proc = hold_lock(Path("runs/exp/base-s0") / guard.LOCK)
-    try:
-        before = tree("runs")
-        code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")
-        assert code == 5 and f"is in use by process {proc.pid}" in err, err
-        no_traceback(err)
-        assert tree("runs") == before
-    finally:
-        proc.kill()
-        proc.wait()
-    proc = hold_lock(Path("runs/exp") / guard.LOCK)
-    try:
-        before = tree("runs")
-        code, _, err = run_cli(capsys, "experiment", "exp.yaml", "--out", "runs", "--quiet")
-        assert code == 5 and f"Experiment folder runs/exp is in use by process {proc.pid}" in err
-        assert tree("runs") == before
-    finally:
-        proc.kill()
-        proc.wait()
+    exp = ("experiment", "exp.yaml", "--out", "runs", "--quiet")
+    refused_while_locked(capsys, Path("runs/exp/base-s0") / guard.LOCK,
+                         "is in use by process {pid}", *exp)
+    refused_while_locked(capsys, Path("runs/exp") / guard.LOCK,
+                         "Experiment folder runs/exp is in use by process {pid}", *exp)
 
 
 def test_the_lock_is_held_while_training_and_released_by_kill_9(tmp_path):

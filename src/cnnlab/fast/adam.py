@@ -25,17 +25,12 @@ def step_function(opt: torch.optim.Optimizer):
         return _sgd_step_function(opt)
     if not isinstance(opt, torch.optim.Adam):
         return opt.step
-    from torch.optim import optimizer as _optimizer
     counter = _StepCounter()
 
     def step():
         group = opt.param_groups[0] if len(opt.param_groups) == 1 else None
-        plain = (group is not None and group["fused"] and not group["amsgrad"]
-                 and not group["maximize"] and not group["capturable"]
-                 and not group["differentiable"] and not isinstance(group["lr"], torch.Tensor)
-                 and not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
-                 and not _optimizer._global_optimizer_pre_hooks
-                 and not _optimizer._global_optimizer_post_hooks)
+        plain = (group is not None and _plain(opt, group) and not group["amsgrad"]
+                 and not group["capturable"])
         params = group["params"] if plain else ()
         states = [opt.state.get(p) for p in params]
         if not plain or any(p.grad is None or not s for p, s in zip(params, states)):

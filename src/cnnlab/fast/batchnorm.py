@@ -65,6 +65,13 @@ def batch_norm_train(x, weight, bias, running_mean, running_var, momentum: float
         # The biased batch variance back from 1 / sqrt(var + eps); clamped because a channel
         # with no spread (a dead ReLU) can come back a rounding error below zero.
         var = invstd.pow(-2).sub_(eps).clamp_(min=0)
-        running_mean.lerp_(mean, 1 - momentum)
-        running_var.lerp_(var, 1 - momentum)
+    update_moving(running_mean, running_var, mean, var, momentum)
     return out if image else out.reshape(shape)
+
+
+@torch.no_grad()
+def update_moving(running_mean, running_var, mean, var, momentum: float) -> None:
+    """Keras's moving statistics, in place: moving = moving * momentum + batch * (1 - momentum),
+    with the batch's biased variance."""
+    running_mean.lerp_(mean, 1 - momentum)
+    running_var.lerp_(var, 1 - momentum)

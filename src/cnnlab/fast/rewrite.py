@@ -28,14 +28,14 @@ from __future__ import annotations
 
 from typing import Iterable
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import torch
 
 from ..layers import BatchNormalization, Conv2D, MaxPooling2D
 from ..layers.modules import BatchNorm, Conv2d, Pool2d, pooled_size
 from . import ops
+from .batchnorm import update_moving
 
 DIRECT_MAX_CHANNELS = 4  # the conv+pool kernel computes the convolution itself up to here
 
@@ -229,7 +229,5 @@ class FusedConvNormPool(nn.Module):
         bn = self.norm
         c = self.conv(x, activate=False).permute(0, 2, 3, 1).contiguous()  # NHWC memory
         y, mean, var = ops.norm_pool(c, bn.weight, bn.bias, bn.epsilon, self.out_hw, self.relu)
-        with torch.no_grad():
-            bn.running_mean.lerp_(mean, 1 - bn.momentum)
-            bn.running_var.lerp_(var, 1 - bn.momentum)
+        update_moving(bn.running_mean, bn.running_var, mean, var, bn.momentum)
         return y.permute(0, 3, 1, 2)  # (N, C, H', W') view, channels-last memory
