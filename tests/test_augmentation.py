@@ -78,18 +78,16 @@ def test_contrast_and_brightness_equal_keras():
     np.testing.assert_allclose(nhwc(b), R["brightness_out"], atol=1e-4)
 
 
-CALLS = {
-    "resizing_down": layers.Resizing(5, 4),
-    "resizing_up": layers.Resizing(13, 17),
-    "resizing_nearest": layers.Resizing(6, 15, interpolation="nearest"),
-    "resizing_bicubic": layers.Resizing(7, 5, interpolation="bicubic"),
-    "resizing_crop": layers.Resizing(6, 4, crop_to_aspect_ratio=True),
-    "resizing_pad": layers.Resizing(8, 4, pad_to_aspect_ratio=True, fill_value=3.0),
-    "resizing_antialias": layers.Resizing(4, 5, antialias=True),
-    "center_crop": layers.CenterCrop(5, 6),
-    "center_crop_taller": layers.CenterCrop(12, 6),
-    "random_crop_train_small": layers.RandomCrop(12, 14),
-}
+# the whole-call cases the reference script ran in Keras, from the same file
+CASES = json.loads((Path(__file__).parent / "keras_refs" / "augment_calls.json").read_text())
+
+
+def built(cases: dict) -> dict:
+    """{key: cnnlab.layers.<Class>(*args, **kwargs)} for the file's [Class, args, kwargs]."""
+    return {key: getattr(layers, kind)(*args, **kwargs) for key, (kind, args, kwargs) in cases.items()}
+
+
+CALLS = built(CASES["calls"])
 
 
 @pytest.mark.parametrize("key", sorted(CALLS))
@@ -105,10 +103,7 @@ def test_deterministic_layers_equal_keras(key):
         np.testing.assert_allclose(nhwc(out), R[key], atol=1e-3, err_msg=key)
 
 
-INFERENCE = {"flip": layers.RandomFlip(), "rotation": layers.RandomRotation(0.3),
-             "zoom": layers.RandomZoom(0.3), "translation": layers.RandomTranslation(0.2, 0.2),
-             "contrast": layers.RandomContrast(0.5), "brightness": layers.RandomBrightness(0.5),
-             "random_crop_same": layers.RandomCrop(*SHAPE[:2])}
+INFERENCE = built(CASES["inference"])
 
 
 @pytest.mark.parametrize("key", sorted(INFERENCE))

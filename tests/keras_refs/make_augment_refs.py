@@ -34,6 +34,11 @@ def tensor(a):
     return torch.tensor(np.array(a, dtype=np.float32))
 
 
+def built(layers, cases: dict) -> dict:
+    """{key: layers.<Class>(*args, **kwargs)} for augment_calls.json's [Class, args, kwargs]."""
+    return {key: getattr(layers, kind)(*args, **kwargs) for key, (kind, args, kwargs) in cases.items()}
+
+
 def arr(t):
     return np.asarray(keras.ops.convert_to_numpy(t), dtype=np.float32)
 
@@ -103,25 +108,12 @@ def main():
     out["brightness_out"] = arr(L.RandomBrightness(0.5).transform_images(
         tensor(x), {"rgb_delta": tensor(delta).view(n, 1, 1, 1)}, training=True))
 
-    # deterministic layers: whole calls
-    calls = {
-        "resizing_down": L.Resizing(5, 4),
-        "resizing_up": L.Resizing(13, 17),
-        "resizing_nearest": L.Resizing(6, 15, interpolation="nearest"),
-        "resizing_bicubic": L.Resizing(7, 5, interpolation="bicubic"),
-        "resizing_crop": L.Resizing(6, 4, crop_to_aspect_ratio=True),
-        "resizing_pad": L.Resizing(8, 4, pad_to_aspect_ratio=True, fill_value=3.0),
-        "resizing_antialias": L.Resizing(4, 5, antialias=True),
-        "center_crop": L.CenterCrop(5, 6),
-        "center_crop_taller": L.CenterCrop(12, 6),   # smaller than the window: smart resize
-        "random_crop_train_small": L.RandomCrop(12, 14),  # Keras's deterministic branch
-    }
-    for key, layer in calls.items():
+    # deterministic layers: whole calls; then every random layer at inference (the cases,
+    # shared with tests/test_augmentation.py, in augment_calls.json)
+    cases = json.loads((HERE / "augment_calls.json").read_text())
+    for key, layer in built(L, cases["calls"]).items():
         out[key] = arr(layer(tensor(x), training=True))
-    for key, layer in {"flip": L.RandomFlip(), "rotation": L.RandomRotation(0.3),
-                       "zoom": L.RandomZoom(0.3), "translation": L.RandomTranslation(0.2, 0.2),
-                       "contrast": L.RandomContrast(0.5), "brightness": L.RandomBrightness(0.5),
-                       "random_crop_same": L.RandomCrop(9, 11)}.items():
+    for key, layer in built(L, cases["inference"]).items():
         out[f"inference_{key}"] = arr(layer(tensor(x), training=False))
     np.savez_compressed(HERE / "augment_refs.npz", **out)
 
