@@ -84,7 +84,8 @@ CASES = json.loads((Path(__file__).parent / "keras_refs" / "augment_calls.json")
 
 def built(cases: dict) -> dict:
     """{key: cnnlab.layers.<Class>(*args, **kwargs)} for the file's [Class, args, kwargs]."""
-    return {key: getattr(layers, kind)(*args, **kwargs) for key, (kind, args, kwargs) in cases.items()}
+    return {key: getattr(layers, kind)(*args, **kwargs)
+            for key, (kind, args, kwargs) in cases.items()}
 
 
 CALLS = built(CASES["calls"])

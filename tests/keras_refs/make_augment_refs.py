@@ -36,7 +36,8 @@ def tensor(a):
 
 def built(layers, cases: dict) -> dict:
     """{key: layers.<Class>(*args, **kwargs)} for augment_calls.json's [Class, args, kwargs]."""
-    return {key: getattr(layers, kind)(*args, **kwargs) for key, (kind, args, kwargs) in cases.items()}
+    return {key: getattr(layers, kind)(*args, **kwargs)
+            for key, (kind, args, kwargs) in cases.items()}
 
 
 def arr(t):
