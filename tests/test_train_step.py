@@ -50,9 +50,27 @@ def test_only_one_hot_rows_take_the_index_path():
 from cnnlab.fast import kernels_status, plan_step  # noqa: E402
 from test_equivalence import SPECS  # noqa: E402
 
+def _lecture_like(filters, activation, dense_activation=None, dropout=None, first_dropout=None,
+                  **weights):
+    """The lecture's shape of model at test size (15x15 input: odd maps, a 'same' pool)."""
+    conv = {"kernel_size": 3, "activation": activation, **weights}
+    layers = ([{"Dropout": {"rate": first_dropout}}] if first_dropout else []) + [
+        {"Conv2D": {"filters": 8, **conv}}, {"MaxPooling2D": {}},
+        {"Conv2D": {"filters": filters, **conv}}, {"MaxPooling2D": {"padding": "same"}}]
+    if dropout:
+        layers.append({"Dropout": {"rate": dropout[0]}})
+    layers += [{"Flatten": {}},
+               {"Dense": {"units": 12, "activation": dense_activation or activation, **weights}}]
+    if dropout:
+        layers.append({"Dropout": {"rate": dropout[1]}})
+    layers.append({"Dense": {"units": 5, "activation": "softmax"}})
+    return {"input_shape": [15, 15, 1], "layers": layers}
+
+
 FAST_SPECS = {
     **{k: SPECS[k] for k in ("lecture", "same_conv_then_same_pool_odd", "wide_paths",
-                             "gray_16_filters_odd_same_pool")},
+                             "gray_16_filters_odd_same_pool", "sparse_backward_paths",
+                             "winograd_paths")},
     "eight_channel_input_dense_stack": {"input_shape": [10, 9, 8], "layers": [
         {"Conv2D": {"filters": 16, "kernel_size": 3, "activation": "relu"}},
         {"MaxPooling2D": {"padding": "same"}}, {"Flatten": {}},
@@ -61,12 +79,25 @@ FAST_SPECS = {
     "vectors": {"input_shape": [20], "layers": [
         {"Dense": {"units": 8, "activation": "relu"}},
         {"Dense": {"units": 3, "activation": "softmax"}}]},
+    # improve.yaml's variants off ReLU and with Dropout / penalties, at test size
+    "elu_odd_same_pool": _lecture_like(16, "elu"),
+    "selu_lecun": _lecture_like(16, "selu", kernel_initializer="lecun_normal"),
+    "leaky_relu": _lecture_like(16, "leaky_relu"),
+    "tanh_and_hidden_softmax": _lecture_like(16, "tanh", dense_activation="softmax"),
+    "dropout_as_mnist_cnn": _lecture_like(16, "relu", dropout=(0.25, 0.5)),
+    "dropout_on_the_data_and_elu": _lecture_like(16, "elu", dropout=(0.3, 0.2), first_dropout=0.1),
+    "l2_every_kernel": _lecture_like(16, "relu", kernel_regularizer={"l2": 0.01}),
+    "l1_kernels_and_biases": _lecture_like(16, "relu", kernel_regularizer={"l1": 0.01},
+                                           bias_regularizer={"l1": 0.01}),
 }
 
 
 # Winograd and the sparse backward exist in the AVX-512 binary only
-NEEDS_AVX512 = {"lecture", "same_conv_then_same_pool_odd", "wide_paths",
-                "eight_channel_input_dense_stack"}
+NEEDS_AVX512 = {"lecture", "same_conv_then_same_pool_odd", "wide_paths", "sparse_backward_paths",
+                "winograd_paths",
+                "eight_channel_input_dense_stack", "elu_odd_same_pool", "selu_lecun", "leaky_relu",
+                "tanh_and_hidden_softmax", "dropout_as_mnist_cnn", "dropout_on_the_data_and_elu",
+                "l2_every_kernel", "l1_kernels_and_biases"}
 
 
 def _twin_trainers(spec, loss="categorical_crossentropy", label_smoothing=0.0):
@@ -98,29 +129,31 @@ def test_fast_step_equals_autograd_bit_for_bit(name, loss, label_smoothing):
     x = torch.from_numpy(rng.random((9, *spec.input_shape), dtype=np.float32))
     yi = torch.from_numpy(rng.integers(0, spec.num_outputs, 9))
     yb = torch.eye(spec.num_outputs)[yi] if loss == "categorical_crossentropy" else yi
-    for _ in range(3):
-        (la, ha), (lf, hf) = auto.train_step(x, yb, yi), fast.train_step(x, yb, yi)
+    for step in range(3):
+        torch.manual_seed(step)  # Dropout's masks: the same seeds for both
+        la, ha = auto.train_step(x, yb, yi)
+        torch.manual_seed(step)
+        lf, hf = fast.train_step(x, yb, yi)
         assert torch.equal(la, lf) and torch.equal(ha, hf)
     for a, f in zip(auto.net.parameters(), fast.net.parameters()):
         assert torch.equal(a, f)
         assert a.stride() == f.stride()
 
 
-@pytest.mark.parametrize("name", ["sparse_backward_paths", "winograd_paths", "mlp_on_vectors",
-                                  "batchnorm_dropout_free", "strided_same_even_kernels"])
+@pytest.mark.parametrize("name", ["mlp_on_vectors", "batchnorm_dropout_free",
+                                  "strided_same_even_kernels"])
 def test_layers_the_fast_step_does_not_cover_keep_autograd(name):
     auto, _ = _twin_trainers(ModelSpec.from_dict(SPECS[name]))
     assert plan_step(auto) is None
 
 
 @pytest.mark.requires_kernels
-def test_regularized_or_dropout_models_keep_autograd():
+def test_dropout_of_rate_one_keeps_autograd():
+    """Rate 1 drops everything (torch's dropout, zeros): left to autograd; rate 0 is no op."""
     layers = [{"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax"}}]
-    l2 = {"input_shape": [4, 4, 1], "layers": [
-        {"Flatten": {}}, {"Dense": {"units": 3, "activation": "softmax", "kernel_regularizer": "l2"}}]}
-    drop = {"input_shape": [4, 4, 1], "layers": [layers[0], {"Dropout": {"rate": 0.5}}, layers[1]]}
-    plain = {"input_shape": [4, 4, 1], "layers": layers}
-    for spec, covered in ((l2, False), (drop, False), (plain, True)):
+    for rate, covered in ((1.0, False), (0.0, True), (0.5, True)):
+        spec = {"input_shape": [4, 4, 1], "layers": [layers[0], {"Dropout": {"rate": rate}},
+                                                     layers[1]]}
         t, _ = _twin_trainers(ModelSpec.from_dict(spec))
         assert (plan_step(t) is not None) == covered
 

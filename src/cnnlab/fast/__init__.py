@@ -8,6 +8,7 @@ The rest of cnnlab calls only these names (never a submodule):
     ...     fast_step = fast.plan_step(trainer)          # None: the trainer uses autograd
     >>> fast.kernels_available(), fast.kernels_status()  # (True, 'avx2') or (False, why)
     >>> y = fast.batch_norm_train(x, gamma, beta, moving_mean, moving_var, 0.99, 1e-3, image)
+    >>> y = fast.dropout(x, rate, training)             # Dropout's forward
 
 Inside: rewrite.py (the graph rewrite and the fused modules), ops.py (the compiled
 kernels as torch ops with autograd functions), csrc/ (the C++), kernels.py and isa.py
@@ -20,12 +21,14 @@ from __future__ import annotations
 from . import kernels as _kernels
 from .adam import step_function
 from .batchnorm import batch_norm_train
+from .drop import dropout
 from .cpu import cpu_settings
 from .rewrite import FusedConvNormPool, FusedConvPool, MaxPool2x2, optimize_chain
 from .step import plan_step
 
-__all__ = ["FusedConvNormPool", "FusedConvPool", "batch_norm_train", "MaxPool2x2", "cpu_settings", "kernels_available",
-           "kernels_status", "optimize_chain", "plan_step", "step_function"]
+__all__ = ["FusedConvNormPool", "FusedConvPool", "batch_norm_train", "MaxPool2x2", "cpu_settings",
+           "dropout", "kernels_available", "kernels_status", "optimize_chain", "plan_step",
+           "step_function"]
 
 
 def kernels_available() -> bool:

@@ -193,7 +193,9 @@ class ActivationModule(nn.Module):
 
 
 class Dropout(nn.Dropout):
-    pass
+    def forward(self, x):
+        from .. import fast  # here: cnnlab.fast imports the layers (a cycle at import time)
+        return fast.dropout(x, self.p, self.training)
 
 
 class BatchNorm(nn.Module):
