@@ -33,6 +33,16 @@ class Activation:
         return self.fn(x)
 
 
+def _elu(x):
+    from . import fast  # here: cnnlab.fast imports the layers, which import this module
+    return fast.elu(x)  # F.elu (alpha 1) where the compiled kernels do not run
+
+
+def _selu(x):
+    from . import fast
+    return fast.elu(x, fast.SELU_ALPHA, fast.SELU_SCALE)  # F.selu without the kernels
+
+
 def _leaky_relu(x):
     return F.leaky_relu(x, negative_slope=0.2)  # Keras 3's default slope
 
@@ -42,8 +52,8 @@ ACTIVATIONS: dict[str, Activation] = {
     for a in [
         Activation("linear", None, monotone=True),
         Activation("relu", F.relu, monotone=True),
-        Activation("elu", F.elu, monotone=True),  # alpha = 1.0
-        Activation("selu", F.selu, monotone=True),
+        Activation("elu", _elu, monotone=True),  # alpha = 1.0
+        Activation("selu", _selu, monotone=True),
         Activation("sigmoid", torch.sigmoid, monotone=True),
         Activation("tanh", torch.tanh, monotone=True),
         Activation("leaky_relu", _leaky_relu, monotone=True),

@@ -9,6 +9,7 @@ The rest of cnnlab calls only these names (never a submodule):
     >>> fast.kernels_available(), fast.kernels_status()  # (True, 'avx2') or (False, why)
     >>> y = fast.batch_norm_train(x, gamma, beta, moving_mean, moving_var, 0.99, 1e-3, image)
     >>> y = fast.dropout(x, rate, training)             # Dropout's forward
+    >>> y = fast.elu(x), fast.elu(x, fast.SELU_ALPHA, fast.SELU_SCALE)   # elu, selu
 
 Inside: rewrite.py (the graph rewrite and the fused modules), ops.py (the compiled
 kernels as torch ops with autograd functions), csrc/ (the C++), kernels.py and isa.py
@@ -22,12 +23,13 @@ from . import kernels as _kernels
 from .adam import step_function
 from .batchnorm import batch_norm_train
 from .drop import dropout
+from .elementwise import SELU_ALPHA, SELU_SCALE, elu
 from .cpu import cpu_settings
 from .rewrite import FusedConvNormPool, FusedConvPool, MaxPool2x2, optimize_chain
 from .step import plan_step
 
 __all__ = ["FusedConvNormPool", "FusedConvPool", "batch_norm_train", "MaxPool2x2", "cpu_settings",
-           "dropout", "kernels_available", "kernels_status", "optimize_chain", "plan_step",
+           "dropout", "elu", "SELU_ALPHA", "SELU_SCALE", "kernels_available", "kernels_status", "optimize_chain", "plan_step",
            "step_function"]
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import kernels
+from .elementwise import dense, strided
 
 _BITS = 24  # the mask compares 24 bits of the hash with keep probability * 2**24
 
@@ -25,13 +26,6 @@ def covered(x: torch.Tensor, rate: float) -> bool:
     """The kernel applies: a CPU float32 tensor, and 0 < rate < 1."""
     return (kernels.EXT is not None and x.device.type == "cpu" and x.dtype == torch.float32
             and 0.0 < rate < 1.0)
-
-
-def _dense(x: torch.Tensor) -> torch.Tensor:
-    """x, or a copy of it where its memory has gaps or overlaps (a strided view)."""
-    if x.is_contiguous() or (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)):
-        return x
-    return x.contiguous()
 
 
 def new_seed() -> int:
@@ -43,15 +37,7 @@ def apply(x: torch.Tensor, seed: int, rate: float) -> torch.Tensor:
     """x times the call's mask (seed) and 1 / (1 - rate): the forward pass of dropout, and,
     on the output's gradient (same strides as x), its backward pass."""
     threshold = round((1.0 - rate) * (1 << _BITS))
-    return kernels.EXT.dropout_apply(_dense(x.detach()), seed, threshold, 1.0 / (1.0 - rate))
-
-
-def strided(g: torch.Tensor, stride: tuple) -> torch.Tensor:
-    """g in memory with the forward input's strides: the mask is laid over memory, so the
-    gradient's elements must sit where the input's did."""
-    if g.stride() == stride:
-        return g
-    return torch.empty_strided(g.shape, stride, dtype=g.dtype, device=g.device).copy_(g)
+    return kernels.EXT.dropout_apply(dense(x.detach()), seed, threshold, 1.0 / (1.0 - rate))
 
 
 class _Dropout(torch.autograd.Function):

@@ -14,7 +14,7 @@ calls autograd's own aten ops directly). Same kernels in the same order: the gra
 equal autograd's bit for bit (tests/test_train_step.py checks it).
 
 Covered: a FusedConvPool on one kernel (rewrite.py: Conv2D with stride 1 and the 2x2 max
-pooling after it), Flatten, Dense, Dropout (dropout.py's kernel, the same seeds drawn in
+pooling after it), Flatten, Dense, Dropout (drop.py's kernel, the same seeds drawn in
 the same order as the module's), any activation of those layers, L1/L2 penalties, and a
 softmax/sigmoid folded into the loss. ReLU runs inside the kernels; another activation
 (elu, selu, leaky_relu, ...) runs as the module runs it, on a detached input, and its
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from ..layers.modules import Dropout, Flatten, Linear
 from . import drop
 from . import ops
+from .elementwise import strided
 from .rewrite import FusedConvPool, _is_relu
 
 
@@ -213,7 +214,7 @@ class FastStep:
             elif isinstance(op, _Drop):
                 if g is not None:
                     seed, stride = s
-                    g = drop.apply(drop.strided(g, stride), seed, op.rate)
+                    g = drop.apply(strided(g, stride), seed, op.rate)
             else:
                 m = op.module
                 x, out, act = s
